@@ -1,0 +1,24 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="vae_tf",
+    version="0.1.0",
+    description="Train variational autoencoders on image datasets with Keras 3 / TensorFlow.",
+    packages=find_packages(include=["vae_tf", "vae_tf.*"]),
+    python_requires=">=3.10",
+    install_requires=[
+        # tensorflow-cpu keeps installs small on machines without a GPU; users with a
+        # GPU install `tensorflow[and-cuda]` of the same version beside it.
+        "tensorflow-cpu>=2.21,<2.22",
+        "keras>=3.10,<4",
+        "tensorflow-datasets>=4.9",
+        # tensorflow-datasets' downloader imports it but does not declare it.
+        "importlib_resources",
+        "absl-py>=2.1",
+        "matplotlib>=3.8",
+        "numpy>=1.26",
+        "pillow>=10",
+    ],
+    extras_require={"test": ["pytest>=8"]},
+    entry_points={"console_scripts": ["vae-tf-train=vae_tf.train:console_main"]},
+)

@@ -1,0 +1,21 @@
+"""Dataset registry: name -> loader returning `ImageData` (uint8 images, int labels).
+
+Each loader reads local files first (`--data_dir`, then the usual places) and falls
+back to tensorflow-datasets where a network exists. `pipeline.make_batches` turns
+the splits into float32 batches in [0, 1].
+"""
+
+from vae_tf.config import Config
+from vae_tf.datasets import mnist, synthetic
+from vae_tf.datasets.base import ImageData
+
+LOADERS = {
+    "synthetic": synthetic.load,
+    "mnist": mnist.load_mnist,
+    "fashion_mnist": mnist.load_fashion_mnist,
+}
+
+
+def load(config: Config) -> ImageData:
+    """Loads the dataset named by `config.dataset` (UserError if it cannot be found)."""
+    return LOADERS[config.dataset](config)

@@ -1,0 +1,55 @@
+"""The SavedModel contract: named, deterministic signatures, loadable with plain
+`tf.saved_model.load(path)` and no import of this package.
+
+  encode(images [N,H,W,C] float32 in [0,1]) -> mean, logvar [N, latent]
+  decode(z [N, latent])                     -> images [N,H,W,C], the decoder's mean
+  reconstruct(images)                        -> images, decode(mean of q(z|x))
+
+`serving_default` is `reconstruct`, so the default endpoint never samples.
+"""
+
+import os
+import shutil
+
+import keras
+import tensorflow as tf
+from absl import logging
+
+from vae_tf.errors import UserError
+
+
+def export_saved_model(model, path: str) -> str:
+    """Writes the SavedModel to `path`, replacing an older export only once the new
+    one is complete."""
+    image_spec = tf.TensorSpec([None, *model.image_shape], tf.float32, name="images")
+    z_spec = tf.TensorSpec([None, model.latent_dim], tf.float32, name="z")
+
+    def reconstruct(images):
+        return {"images": model(images, training=False)}
+
+    def encode(images):
+        mean, logvar = model.encode(images)
+        return {"mean": mean, "logvar": logvar}
+
+    def decode(z):
+        return {"images": model.decode(z)}
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    # The first endpoint also becomes serving_default.
+    archive.add_endpoint("reconstruct", reconstruct, input_signature=[image_spec])
+    archive.add_endpoint("encode", encode, input_signature=[image_spec])
+    archive.add_endpoint("decode", decode, input_signature=[z_spec])
+    tmp = path.rstrip("/") + ".tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    verbosity = logging.get_verbosity()
+    logging.set_verbosity(logging.WARNING)  # the SavedModel writer logs each function at INFO
+    try:
+        archive.write_out(tmp, verbose=False)
+    except OSError as e:
+        raise UserError(f"Cannot write the SavedModel to {tmp}: {e}.") from None
+    finally:
+        logging.set_verbosity(verbosity)
+    shutil.rmtree(path, ignore_errors=True)
+    os.replace(tmp, path)
+    return path

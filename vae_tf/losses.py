@@ -1,0 +1,85 @@
+"""Per-example terms of the ELBO, as pure TensorFlow functions.
+
+Every function returns a tensor of shape [batch]: it sums over pixels (or latent
+dimensions) and leaves the mean over the batch to the caller. A mean over pixels
+would scale the likelihood down by H*W*C against the KL, the most common VAE bug.
+
+    -ELBO(x) = E_q(z|x)[-log p(x|z)] + KL(q(z|x) || N(0, I))     (nats per image)
+"""
+
+import math
+
+import tensorflow as tf
+
+# exp() of a log-variance beyond these bounds overflows float32 or underflows to 0.
+LOGVAR_MIN, LOGVAR_MAX = -30.0, 20.0
+# Learned likelihood scales stay above 1e-3 (in [0, 1] pixel units): below that the
+# density of a continuous likelihood on 8-bit data grows without bound.
+LOG_SCALE_MIN = math.log(1e-3)
+
+_LOG_2PI = math.log(2.0 * math.pi)
+_LOG_2 = math.log(2.0)
+
+
+def _sum_per_example(values: tf.Tensor) -> tf.Tensor:
+    return tf.reduce_sum(tf.reshape(values, [tf.shape(values)[0], -1]), axis=1)
+
+
+def gaussian_kl(mean: tf.Tensor, logvar: tf.Tensor) -> tf.Tensor:
+    """KL(N(mean, exp(logvar)) || N(0, I)) per example, summed over latent dimensions.
+
+    KL = 0.5 * sum_j (exp(logvar_j) + mean_j^2 - 1 - logvar_j)
+    """
+    return 0.5 * tf.reduce_sum(tf.exp(logvar) + tf.square(mean) - 1.0 - logvar, axis=-1)
+
+
+def gaussian_kl_per_dim(mean: tf.Tensor, logvar: tf.Tensor) -> tf.Tensor:
+    """The KL above before the sum over latent dimensions, shape [batch, latent]."""
+    return 0.5 * (tf.exp(logvar) + tf.square(mean) - 1.0 - logvar)
+
+
+def bernoulli_nll(x: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
+    """-log Bernoulli(x | sigmoid(logits)) summed over pixels (binary cross-entropy).
+
+    -log p = sum_i [softplus(l_i) - x_i * l_i], computed from logits so that it
+    never takes log(0).
+    """
+    return _sum_per_example(tf.nn.sigmoid_cross_entropy_with_logits(labels=x, logits=logits))
+
+
+def gaussian_nll(x: tf.Tensor, mean: tf.Tensor, log_scale: tf.Tensor) -> tf.Tensor:
+    """-log N(x | mean, sigma^2) summed over pixels, sigma = exp(log_scale).
+
+    -log p = sum_i [0.5 * ((x_i - mean_i) / sigma_i)^2 + log sigma_i + 0.5 * log(2 pi)]
+    `log_scale` broadcasts against x (a scalar, one per channel or one per pixel).
+    """
+    log_scale = tf.broadcast_to(log_scale, tf.shape(x))
+    z = (x - mean) * tf.exp(-log_scale)
+    return _sum_per_example(0.5 * tf.square(z) + log_scale + 0.5 * _LOG_2PI)
+
+
+def laplace_nll(x: tf.Tensor, mean: tf.Tensor, log_scale: tf.Tensor) -> tf.Tensor:
+    """-log Laplace(x | mean, b) summed over pixels, b = exp(log_scale).
+
+    -log p = sum_i [|x_i - mean_i| / b_i + log b_i + log 2]
+    """
+    log_scale = tf.broadcast_to(log_scale, tf.shape(x))
+    return _sum_per_example(tf.abs(x - mean) * tf.exp(-log_scale) + log_scale + _LOG_2)
+
+
+def reconstruction_nll(kind: str, x: tf.Tensor, decoder_output: tf.Tensor,
+                       log_scale: tf.Tensor) -> tf.Tensor:
+    """-log p(x|z) per example for the likelihood `kind`.
+
+    `decoder_output` is the decoder's pre-activation: Bernoulli logits, or the
+    pre-sigmoid mean of the Gaussian and Laplace likelihoods (their mean lies in
+    [0, 1] like the data).
+    """
+    if kind == "bernoulli":
+        return bernoulli_nll(x, decoder_output)
+    mean = tf.sigmoid(decoder_output)
+    if kind == "gaussian":
+        return gaussian_nll(x, mean, log_scale)
+    if kind == "laplace":
+        return laplace_nll(x, mean, log_scale)
+    raise ValueError(f"Unknown reconstruction likelihood {kind!r}.")

@@ -1,0 +1,136 @@
+"""The VAE: a subclassed keras.Model whose train_step and test_step share one ELBO helper.
+
+Reported metrics (nats per image, averaged over the epoch):
+  loss            negative ELBO = reconstruction + kl (whatever the KL weight)
+  reconstruction  E_q[-log p(x|z)], one sample of z
+  kl              KL(q(z|x) || N(0, I))
+  kl_weight       the KL weight (beta) in force
+"""
+
+import math
+from typing import Tuple
+
+import keras
+import tensorflow as tf
+
+from vae_tf import losses, networks, schedules
+from vae_tf.config import Config
+
+
+class VAE(keras.Model):
+    """Encoder q(z|x) = N(mean, exp(logvar)), prior N(0, I), decoder p(x|z)."""
+
+    def __init__(self, config: Config, image_shape: Tuple[int, int, int], **kwargs):
+        super().__init__(**kwargs)
+        self.config = config
+        self.image_shape = tuple(image_shape)
+        self.latent_dim = config.latent_dim
+        self.encoder = networks.build_encoder(config, self.image_shape)
+        self.decoder = networks.build_decoder(config, self.image_shape)
+        self.log_scale = self.add_weight(
+            shape=_scale_shape(config.learn_scale, self.image_shape),
+            initializer=keras.initializers.Constant(math.log(config.recon_scale)),
+            trainable=config.learn_scale != "none", name="log_scale")
+        self.noise_seed = keras.random.SeedGenerator(config.seed)
+        self.trackers = {name: keras.metrics.Mean(name=name)
+                         for name in ("loss", "reconstruction", "kl", "kl_weight")}
+
+    @property
+    def metrics(self):
+        # Listing the trackers here makes Keras reset them at each epoch.
+        return list(self.trackers.values())
+
+    # -- the pieces the export and the commands use ------------------------------
+    def encode(self, images, training=False):
+        """Returns the mean and the (clamped) log-variance of q(z|x)."""
+        h = tf.cast(self.encoder(images, training=training), tf.float32)
+        mean, logvar = tf.split(h, 2, axis=-1)
+        return mean, tf.clip_by_value(logvar, losses.LOGVAR_MIN, losses.LOGVAR_MAX)
+
+    def decode_logits(self, z, training=False):
+        """The decoder's pre-activation (Bernoulli logits or pre-sigmoid mean)."""
+        return tf.cast(self.decoder(z, training=training), tf.float32)
+
+    def decode(self, z):
+        """The mean of p(x|z), in [0, 1]."""
+        return tf.sigmoid(self.decode_logits(z))
+
+    def likelihood_log_scale(self):
+        """log sigma (gaussian) or log b (laplace), clamped from below."""
+        return tf.maximum(tf.cast(self.log_scale, tf.float32), losses.LOG_SCALE_MIN)
+
+    def call(self, images, training=False):
+        """Deterministic reconstruction: the decoder's mean at the mean of q(z|x)."""
+        mean, _ = self.encode(images, training=training)
+        return tf.sigmoid(self.decode_logits(mean, training=training))
+
+    # -- the objective ------------------------------------------------------------
+    def elbo_terms(self, images, training=False, eps=None):
+        """One reparameterized sample of the ELBO's terms: -log p(x|z) [batch] and
+        the KL per latent dimension [batch, latent].
+
+        `eps` fixes the standard-normal noise (gradient checks, tests); by default it
+        is drawn from the model's seeded generator.
+        """
+        mean, logvar = self.encode(images, training=training)
+        if eps is None:
+            eps = keras.random.normal(tf.shape(mean), seed=self.noise_seed)
+        z = mean + tf.exp(0.5 * logvar) * eps
+        logits = self.decode_logits(z, training=training)
+        rec = losses.reconstruction_nll(self.config.recon_loss, images, logits,
+                                        self.likelihood_log_scale())
+        kl_per_dim = losses.gaussian_kl_per_dim(mean, logvar)
+        return rec, kl_per_dim
+
+    def kl_weight_at(self, step):
+        return schedules.kl_weight(step, self.config)
+
+    def regularizer(self, kl_per_dim, kl_weight):
+        """The KL penalty of the training objective, per example (the variants' hook)."""
+        return kl_weight * tf.reduce_sum(kl_per_dim, axis=-1)
+
+    def objective(self, images, training, eps=None):
+        """Mean training objective over the batch, and the per-example ELBO terms."""
+        kl_weight = tf.cast(self.kl_weight_at(self.optimizer.iterations), tf.float32)
+        rec, kl_per_dim = self.elbo_terms(images, training=training, eps=eps)
+        objective = tf.reduce_mean(rec + self.regularizer(kl_per_dim, kl_weight))
+        return objective, rec, tf.reduce_sum(kl_per_dim, axis=-1), kl_weight
+
+    def train_step(self, data):
+        with tf.GradientTape() as tape:
+            objective, rec, kl, kl_weight = self.objective(_images(data), training=True)
+            # fit() sums gradients over replicas; dividing by their number makes an
+            # update under tf.distribute equal the single-device one.
+            scaled = objective / tf.distribute.get_strategy().num_replicas_in_sync
+        grads = tape.gradient(scaled, self.trainable_weights)
+        self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
+        return self._record(rec, kl, kl_weight)
+
+    def test_step(self, data):
+        _, rec, kl, kl_weight = self.objective(_images(data), training=False)
+        return self._record(rec, kl, kl_weight)
+
+    def _record(self, rec, kl, kl_weight):
+        for name, value in (("loss", rec + kl), ("reconstruction", rec), ("kl", kl),
+                            ("kl_weight", kl_weight)):
+            self.trackers[name].update_state(value)
+        return {name: t.result() for name, t in self.trackers.items()}
+
+
+def _images(data):
+    """Datasets may yield images alone or (images, labels)."""
+    return data[0] if isinstance(data, (tuple, list)) else data
+
+
+def _scale_shape(learn_scale: str, image_shape):
+    return {"none": (), "shared": (), "channel": (image_shape[-1],),
+            "pixel": tuple(image_shape)}[learn_scale]
+
+
+def build_vae(config: Config, image_shape) -> VAE:
+    """A compiled, built VAE (built so that export, checkpoints and resume work)."""
+    model = VAE(config, image_shape)
+    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
+                  jit_compile=config.jit_compile)
+    model(tf.zeros((1, *image_shape)))
+    return model
