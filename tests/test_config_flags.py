@@ -49,3 +49,10 @@ def test_bad_values_raise_one_line_errors():
         Config(recon_loss="bernoulli", learn_scale="pixel")
     with pytest.raises(ValueError, match="must be >= 1"):
         Config(epochs=0)
+
+
+def test_readme_documents_every_flag():
+    with open(os.path.join(REPO, "README.md")) as f:
+        readme = f.read()
+    missing = [f.name for f in dataclasses.fields(Config) if f"`--{f.name}`" not in readme]
+    assert not missing, f"README flag table lacks: {missing}"
