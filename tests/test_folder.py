@@ -50,7 +50,7 @@ def test_gray_folder_trains_with_inferred_channels(tmp_path):
 def test_color_folder_and_explicit_channels(tmp_path):
     _shapes_folder(tmp_path / "color", 12, color=True)
     base = dict(dataset="folder", data_dir=str(tmp_path / "color"),
-                cache_dir=str(tmp_path / "cache"))
+                cache_dir=str(tmp_path / "cache"), batch_size=8)
     assert datasets.load(Config(**base)).image_shape == (64, 64, 3)
     data = datasets.load(Config(**base, channels=1, image_size=16, crop=30))
     assert data.image_shape == (16, 16, 1)
@@ -62,6 +62,10 @@ def test_empty_folder_and_misplaced_flags_are_clear_errors(tmp_path):
         datasets.load(tiny_config(dataset="folder", data_dir=str(tmp_path / "empty")))
     with pytest.raises(UserError, match="needs --data_dir"):
         datasets.load(tiny_config(dataset="folder"))
+    _shapes_folder(tmp_path / "few", 6, color=False)
+    with pytest.raises(UserError, match="Only 5 training images, fewer than --batch_size=32"):
+        datasets.load(tiny_config(dataset="folder", data_dir=str(tmp_path / "few"),
+                                  steps_per_epoch=0, cache_dir=str(tmp_path / "cache")))
     with pytest.raises(ValueError, match="--crop applies to --dataset=celeba or folder"):
         Config(dataset="mnist", crop=100)
     with pytest.raises(ValueError, match="--channels=2 must be"):

@@ -59,6 +59,7 @@ def load(config: Config) -> ImageData:
     source = local_source(config.data_dir) if config.data_dir else tfds_source()
     cache = open_or_build("celeba", source.fingerprint, transform, source.splits,
                           source.total, cache_dir=config.cache_dir)
+    folder_lib.check_batches(config, cache.count("train"))
     return cache.image_data(source.description)
 
 

@@ -52,7 +52,7 @@ def list_files(folder: str, what: str, help_text: str = "") -> List[str]:
 def split_by_name(names: Sequence[str]) -> Dict[str, List[str]]:
     """Train/test split by file name alone: the round(10%) names (at least one) with
     the smallest CRC32 are the test split. Input order does not matter."""
-    ranked = sorted(names, key=lambda n: (zlib.crc32(n.encode()), n))
+    ranked = sorted(names, key=lambda n: (zlib.crc32(_utf8(n)), n))
     num_test = max(1, round(len(names) * TEST_FRACTION)) if len(names) > 1 else 0
     test = set(ranked[:num_test])
     return {"train": [n for n in names if n not in test], "test": [n for n in names if n in test]}
@@ -68,8 +68,21 @@ def fingerprint(folder: str, names: Sequence[str]) -> dict:
     digest = hashlib.sha256()
     for name in names:
         st = os.stat(os.path.join(folder, name))
-        digest.update(f"{name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        digest.update(_utf8(f"{name}\0{st.st_size}\0{st.st_mtime_ns}\n"))
     return {"kind": "files", "count": len(names), "digest": digest.hexdigest()}
+
+
+def check_batches(config: Config, num_train: int) -> None:
+    """A training split smaller than one batch gives epochs of zero steps (full batches
+    only) unless --steps_per_epoch repeats the data."""
+    if num_train < config.batch_size and not config.steps_per_epoch:
+        raise UserError(f"Only {num_train} training images, fewer than --batch_size="
+                        f"{config.batch_size}: lower --batch_size or set --steps_per_epoch.")
+
+
+def _utf8(text: str) -> bytes:
+    # os.walk hands undecodable file names over as surrogate escapes.
+    return text.encode("utf-8", "surrogateescape")
 
 
 def _read(path: str) -> bytes:
@@ -90,4 +103,5 @@ def load(config: Config) -> ImageData:
         {split: file_items(folder, split_names) for split, split_names in splits.items()},
         total=len(names), cache_dir=config.cache_dir,
         infer_channels=lambda: 1 if all(is_gray(os.path.join(folder, n)) for n in names) else 3)
+    check_batches(config, cache.count("train"))
     return cache.image_data(f"image folder {folder}")

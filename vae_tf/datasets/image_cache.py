@@ -213,13 +213,13 @@ def _build(path: str, dataset: str, transform: Transform, splits: Dict[str, Iter
            total: int) -> ImageCache:
     tmp = f"{path}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
     logging.info("Building the image cache %s from %d files (once for this source and "
                  "preprocessing).", path, total)
     start = time.perf_counter()
     skipped, converted, split_info = [], collections.Counter(), {}
     workers = os.cpu_count() or 1
     try:
+        os.makedirs(tmp)
         with concurrent.futures.ThreadPoolExecutor(workers) as pool, \
                 tqdm(total=total, desc=f"Caching {dataset}", unit="img", mininterval=1.0) as bar:
             for split, items in splits.items():
@@ -252,6 +252,10 @@ def _build(path: str, dataset: str, transform: Transform, splits: Dict[str, Iter
         except OSError:  # another process finished the same cache first: use theirs
             shutil.rmtree(tmp, ignore_errors=True)
             return _open(path) or ImageCache(path, manifest, built=True)
+    except OSError as e:  # reading items is guarded in _decode_item: this is the cache
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise UserError(f"Cannot write the image cache {tmp}: {e.strerror or e}; pass a "
+                        "writable folder with enough space with --cache_dir.") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
