@@ -18,6 +18,8 @@ setup(
         "matplotlib>=3.8",
         "numpy>=1.26",
         "pillow>=10",
+        # --dataset=frey reads Roweis' MAT v5 file with scipy.io.loadmat.
+        "scipy>=1.10",
     ],
     extras_require={"test": ["pytest>=8"]},
     entry_points={"console_scripts": ["vae-tf-train=vae_tf.train:console_main"]},

@@ -40,3 +40,41 @@ def run_module(module: str, *args, cwd=REPO, timeout=300, env=None):
     full_env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2", **(env or {}))
     return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=full_env,
                           capture_output=True, text=True, timeout=timeout)
+
+
+# Image-file datasets (issue 3).
+CELEBA_DIR = os.path.join(SHARED_DATA, "celeba")
+FREY_DIR = os.path.join(SHARED_DATA, "frey_faces")
+
+
+def copy_celeba_images(dest, count: int) -> list:
+    """Copies the first `count` real CelebA JPEGs into `dest` (skips without them)."""
+    import shutil
+    source = os.path.join(require_dir(CELEBA_DIR, "CelebA images"), "img_align_celeba")
+    os.makedirs(dest, exist_ok=True)
+    names = sorted(os.listdir(source))[:count]
+    for name in names:
+        shutil.copy(os.path.join(source, name), os.path.join(dest, name))
+    return names
+
+
+def add_bad_files(folder) -> dict:
+    """Adds what real folders contain beside good JPEGs; returns {name: what it is}.
+
+    A JPEG cut in half (an interrupted download), a text file, a grayscale JPEG and
+    an RGBA PNG, made from the folder's first image.
+    """
+    from PIL import Image
+    first = os.path.join(folder, sorted(os.listdir(folder))[0])
+    with open(first, "rb") as f:
+        data = f.read()
+    with open(os.path.join(folder, "202599.jpg"), "wb") as f:
+        f.write(data[:len(data) // 2])
+    with open(os.path.join(folder, "notes.txt"), "w") as f:
+        f.write("downloaded from the CelebA page\n")
+    Image.open(first).convert("L").save(os.path.join(folder, "gray.jpg"))
+    rgba = Image.open(first).convert("RGBA")
+    rgba.putalpha(200)
+    rgba.save(os.path.join(folder, "rgba.png"))
+    return {"202599.jpg": "truncated", "notes.txt": "text", "gray.jpg": "grayscale",
+            "rgba.png": "rgba"}

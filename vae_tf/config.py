@@ -9,7 +9,9 @@ import dataclasses
 import json
 from typing import Any, Optional, Tuple
 
-DATASETS = ("synthetic", "mnist", "fashion_mnist")
+DATASETS = ("synthetic", "mnist", "fashion_mnist", "celeba", "frey", "folder", "cifar10")
+# Datasets read from image files: decoded, cropped and resized once into a cache.
+IMAGE_FILE_DATASETS = ("celeba", "folder")
 RECON_LOSSES = ("bernoulli", "gaussian", "laplace")
 LEARN_SCALE = ("none", "shared", "channel", "pixel")
 ARCHITECTURES = ("conv", "dense")
@@ -89,6 +91,23 @@ class Config:
     grid_size: int = _field(
         8, "Rows and columns of the image grids saved each epoch.", lower=1, upper=32)
 
+    # Datasets (issue 3).
+    image_size: int = _field(
+        0, "Side in pixels of the square images that image-file datasets (celeba, "
+        "folder) are resized to; 0 means 64.", lower=0, upper=1024)
+    crop: int = _field(
+        0, "Side in source pixels of the centered square cut from each image of an "
+        "image-file dataset before resizing; 0 means the dataset's default (148 for "
+        "celeba, the largest centered square for folder). A box larger than an image "
+        "is shrunk to its largest centered square.", lower=0)
+    channels: int = _field(
+        0, "Color channels of an image-file dataset: 1 (grayscale) or 3 (RGB); 0 means "
+        "3 for celeba and, for folder, 1 when every image is grayscale, else 3.",
+        lower=0, upper=3)
+    cache_dir: str = _field(
+        "", "Folder for the decoded-image cache of image-file datasets (built once per "
+        "source and preprocessing); empty means $XDG_CACHE_HOME/vae_tf or ~/.cache/vae_tf.")
+
     def __post_init__(self):
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
@@ -108,6 +127,17 @@ class Config:
         if self.learn_scale != "none" and self.recon_loss == "bernoulli":
             raise ValueError("--learn_scale applies to --recon_loss=gaussian or laplace, "
                              "not bernoulli.")
+        self._check_dataset_settings()
+
+    def _check_dataset_settings(self):
+        """Image-file settings (issue 3) must not be given where they would be ignored."""
+        if self.channels not in (0, 1, 3):
+            raise ValueError(f"--channels={self.channels} must be 0 (inferred), 1 or 3.")
+        if self.dataset not in IMAGE_FILE_DATASETS:
+            given = [name for name in ("image_size", "crop", "channels") if getattr(self, name)]
+            if given:
+                raise ValueError(f"--{given[0]} applies to --dataset="
+                                 f"{' or '.join(IMAGE_FILE_DATASETS)}, not {self.dataset}.")
 
     def replace(self, **changes) -> "Config":
         return dataclasses.replace(self, **changes)

@@ -7,12 +7,18 @@ the splits into float32 batches in [0, 1].
 
 from vae_tf.config import Config
 from vae_tf.datasets import mnist, synthetic
+from vae_tf.datasets import celeba, cifar10, folder, frey
 from vae_tf.datasets.base import ImageData
 
 LOADERS = {
     "synthetic": synthetic.load,
     "mnist": mnist.load_mnist,
     "fashion_mnist": mnist.load_fashion_mnist,
+    # Issue 3.
+    "celeba": celeba.load,
+    "frey": frey.load,
+    "folder": folder.load,
+    "cifar10": cifar10.load,
 }
 
 

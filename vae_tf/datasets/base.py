@@ -59,23 +59,41 @@ def network_available(host: str = "storage.googleapis.com", port: int = 443,
     return bool(result and result[0])
 
 
-def load_from_tfds(name: str, searched: Sequence[str], help_text: str,
-                   to_arrays: Callable = None):
-    """Loads a tensorflow-datasets dataset as uint8 arrays, or raises a UserError.
+def prepared_tfds_builder(name: str, searched: Sequence[str], help_text: str,
+                          data_dir: str = None, host: str = "storage.googleapis.com"):
+    """A tensorflow-datasets builder whose data is prepared, or a UserError.
 
-    A prepared copy under TFDS_DATA_DIR (or ~/tensorflow_datasets) is used as it
-    is; otherwise it is downloaded when the network is reachable.
+    A prepared copy under `data_dir` (default TFDS_DATA_DIR or ~/tensorflow_datasets)
+    is used as it is; otherwise it is downloaded when `host` is reachable.
     """
     import tensorflow_datasets as tfds  # slow to import; only this fallback needs it
 
-    builder = tfds.builder(name)
+    builder = tfds.builder(name, data_dir=data_dir or None)
     prepared = os.path.isdir(builder.data_path) and tf.io.gfile.listdir(builder.data_path)
     if not prepared:
-        if not network_available():
+        if not network_available(host):
             raise UserError(
                 f"{name} not found (looked in: {', '.join(searched)}) and "
                 f"tensorflow-datasets cannot download it without a network. {help_text}")
-        builder.download_and_prepare()
+        try:
+            builder.download_and_prepare()
+        except Exception as e:  # noqa: BLE001  download errors come in many types
+            raise UserError(f"tensorflow-datasets could not download {name} "
+                            f"({e.__class__.__name__}: {(str(e).splitlines() or [''])[0][:200]}). "
+                            f"{help_text}") from None
+    return builder
+
+
+def load_from_tfds(name: str, searched: Sequence[str], help_text: str,
+                   to_arrays: Callable = None, data_dir: str = None):
+    """Loads a tensorflow-datasets dataset as uint8 arrays, or raises a UserError.
+
+    A prepared copy under TFDS_DATA_DIR (or ~/tensorflow_datasets, or `data_dir`)
+    is used as it is; otherwise it is downloaded when the network is reachable.
+    """
+    import tensorflow_datasets as tfds
+
+    builder = prepared_tfds_builder(name, searched, help_text, data_dir=data_dir)
     splits = {}
     for split in ("train", "test"):
         ds = builder.as_dataset(split=split, as_supervised=True)
