@@ -113,7 +113,8 @@ def run(config: Config, dataset_override: datasets.ImageData = None) -> dict:
     from vae_tf.model import build_vae
 
     keras.utils.set_random_seed(config.seed)
-    model = build_vae(config, data.image_shape)
+    steps_per_epoch = config.steps_per_epoch or data.num_train // config.batch_size
+    model = build_vae(config, data.image_shape, total_steps=config.epochs * steps_per_epoch)
     train_ds = make_batches(data, config, training=True)
     test_ds = make_batches(data, config, training=False)
     grid_n = callbacks_lib.num_grid_test_images(config.grid_size)
