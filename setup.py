@@ -18,7 +18,10 @@ setup(
         "matplotlib>=3.8",
         "numpy>=1.26",
         "pillow>=10",
+        # tf.summary (the TensorBoard scalars and images of a run) needs it at run time.
+        "tensorboard>=2.20",
     ],
     extras_require={"test": ["pytest>=8"]},
-    entry_points={"console_scripts": ["vae-tf-train=vae_tf.train:console_main"]},
+    entry_points={"console_scripts": ["vae-tf-train=vae_tf.train:console_main",
+                                      "vae-tf-report=vae_tf.report:console_main"]},
 )
