@@ -20,7 +20,10 @@ setup(
         "pillow>=10",
         # --dataset=frey reads Roweis' MAT v5 file with scipy.io.loadmat.
         "scipy>=1.10",
+        # tf.summary (the TensorBoard scalars and images of a run) needs it at run time.
+        "tensorboard>=2.20",
     ],
     extras_require={"test": ["pytest>=8"]},
-    entry_points={"console_scripts": ["vae-tf-train=vae_tf.train:console_main"]},
+    entry_points={"console_scripts": ["vae-tf-train=vae_tf.train:console_main",
+                                      "vae-tf-report=vae_tf.report:console_main"]},
 )

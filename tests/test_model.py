@@ -1,6 +1,7 @@
 """The VAE's objective: its scale (nats per image) and its metrics."""
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from conftest import tiny_config
@@ -54,3 +55,32 @@ def test_kl_warmup_is_linear():
     config = tiny_config(kl_weight=2.0, kl_warmup_steps=100)
     got = [float(kl_weight(s, config)) for s in (0, 25, 100, 500)]
     np.testing.assert_allclose(got, [0.0, 0.5, 2.0, 2.0])
+
+
+@pytest.mark.parametrize("learn_scale, shared_axes", [
+    ("shared", (0, 1, 2, 3)), ("channel", (0, 1, 2)), ("pixel", (0,))])
+def test_learned_gaussian_scale_matches_numpy(learn_scale, shared_axes):
+    """-log N(x | mu, sigma^2) with the learned sigma, and the gradient that learns it,
+    against numpy: d/d(log sigma_i) = 1 - ((x_i - mu_i) / sigma_i)^2 summed over the
+    pixels and images that share sigma_i."""
+    config = tiny_config(recon_loss="gaussian", learn_scale=learn_scale)
+    shape = (16, 16, 3)
+    model = build_vae(config, shape)
+    rng = np.random.default_rng(0)
+    model.log_scale.assign(np.log(rng.uniform(0.05, 0.5, model.log_scale.shape)))
+    x = rng.random((5, *shape)).astype(np.float32)
+    eps = rng.standard_normal((5, config.latent_dim)).astype(np.float32)
+    with tf.GradientTape() as tape:
+        rec, _ = model.elbo_terms(tf.constant(x), eps=tf.constant(eps))
+        total = tf.reduce_sum(rec)
+    grad = tape.gradient(total, model.log_scale).numpy()
+
+    mean, logvar = (t.numpy().astype(np.float64) for t in model.encode(x))
+    z = mean + np.exp(0.5 * logvar) * eps
+    mu = 1 / (1 + np.exp(-model.decode_logits(tf.constant(z, tf.float32)).numpy().astype(np.float64)))
+    log_sigma = np.broadcast_to(model.log_scale.numpy().astype(np.float64), x.shape)
+    r2 = ((x - mu) / np.exp(log_sigma)) ** 2
+    expected = (0.5 * r2 + log_sigma + 0.5 * np.log(2 * np.pi)).sum(axis=(1, 2, 3))
+    np.testing.assert_allclose(rec.numpy(), expected, rtol=1e-4)
+    expected_grad = (1 - r2).sum(axis=shared_axes).reshape(model.log_scale.shape)
+    np.testing.assert_allclose(grad, expected_grad, rtol=1e-3, atol=1e-3)

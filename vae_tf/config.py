@@ -17,6 +17,7 @@ LEARN_SCALE = ("none", "shared", "channel", "pixel")
 ARCHITECTURES = ("conv", "dense")
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "swish")
 BINARIZE = ("none", "dynamic")
+KL_SCHEDULES = ("constant", "linear", "cyclical")
 
 
 def _field(default, help, enum=None, lower=None, upper=None):
@@ -84,8 +85,33 @@ class Config:
         "(one per channel) or 'pixel' (one per pixel and channel).", enum=LEARN_SCALE)
     kl_weight: float = _field(1.0, "Weight beta of the KL term (1 gives the ELBO).", lower=0.0)
     kl_warmup_steps: int = _field(
-        0, "Steps of linear warm-up of the KL weight from 0 to --kl_weight; 0 disables it.",
+        0, "Steps of linear warm-up of the KL weight from 0 to --kl_weight, for "
+        "--kl_schedule=linear (setting this flag alone selects that schedule); 0: none.",
         lower=0)
+
+    # KL schedules and regularizers (issue 5).
+    kl_schedule: str = _field(
+        "constant", "How the KL weight moves over training steps: 'constant' "
+        "(--kl_weight throughout), 'linear' (warm-up over --kl_warmup_steps) or "
+        "'cyclical' (Fu et al. 2019: --kl_cycles cycles over the run, each rising "
+        "from 0).",
+        enum=KL_SCHEDULES)
+    kl_cycles: int = _field(
+        4, "Number of cycles of --kl_schedule=cyclical over the whole run.", lower=1)
+    kl_cycle_ramp: float = _field(
+        0.5, "Proportion of each cycle of --kl_schedule=cyclical over which the KL weight "
+        "rises linearly from 0 to --kl_weight; it stays there for the rest of the cycle.",
+        lower=0.01, upper=1.0)
+    free_bits: float = _field(
+        0.0, "Free bits (Kingma et al. 2016), in nats per latent dimension: a dimension "
+        "whose KL, averaged over the batch, is below this floor is not penalized (and "
+        "gets no KL gradient); 0 disables it.", lower=0.0)
+    kl_capacity: float = _field(
+        0.0, "Target capacity C in nats of the capacity-annealed beta-VAE (Burgess et al. "
+        "2018): the KL term becomes --kl_weight * |KL - C(t)|; 0 disables it.", lower=0.0)
+    kl_capacity_steps: int = _field(
+        0, "Steps over which the capacity C(t) rises linearly from 0 to --kl_capacity; "
+        "0 holds it at --kl_capacity from the start.", lower=0)
 
     # Monitoring.
     grid_size: int = _field(
@@ -128,6 +154,7 @@ class Config:
             raise ValueError("--learn_scale applies to --recon_loss=gaussian or laplace, "
                              "not bernoulli.")
         self._check_dataset_settings()
+        self._check_kl_settings()
 
     def _check_dataset_settings(self):
         """Image-file settings (issue 3) must not be given where they would be ignored."""
@@ -138,6 +165,22 @@ class Config:
             if given:
                 raise ValueError(f"--{given[0]} applies to --dataset="
                                  f"{' or '.join(IMAGE_FILE_DATASETS)}, not {self.dataset}.")
+
+    def _check_kl_settings(self):
+        # --kl_warmup_steps predates --kl_schedule; given alone it still means a
+        # linear warm-up, and config.json records that schedule by name.
+        if self.kl_schedule == "constant" and self.kl_warmup_steps > 0:
+            object.__setattr__(self, "kl_schedule", "linear")
+        if self.kl_schedule == "linear" and self.kl_warmup_steps == 0:
+            raise ValueError("--kl_schedule=linear needs --kl_warmup_steps > 0.")
+        if self.kl_schedule == "cyclical" and self.kl_warmup_steps > 0:
+            raise ValueError("--kl_warmup_steps applies to --kl_schedule=linear, "
+                             "not cyclical (use --kl_cycle_ramp).")
+        if self.free_bits > 0 and self.kl_capacity > 0:
+            raise ValueError("--free_bits and --kl_capacity are alternative KL penalties; "
+                             "set only one of them.")
+        if self.kl_capacity_steps > 0 and self.kl_capacity == 0:
+            raise ValueError("--kl_capacity_steps needs a --kl_capacity target > 0.")
 
     def replace(self, **changes) -> "Config":
         return dataclasses.replace(self, **changes)

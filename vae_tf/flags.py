@@ -50,3 +50,15 @@ def config_from_flags(flag_values: flags.FlagValues = flags.FLAGS) -> Config:
 
 def _is_int_tuple(annotation) -> bool:
     return annotation == "Tuple[int, ...]" or get_args(annotation) == (int, Ellipsis)
+
+
+def define_report_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
+    """The flags of `python -m vae_tf.report` (not run settings, so not in Config)."""
+    flags.DEFINE_string("run_dir", "", "Run directory whose report.html to (re)write.",
+                        flag_values=flag_values)
+    flags.DEFINE_bool("compare", False, "Compare the run directories given as arguments "
+                      "on one page: overlaid curves and a table of final metrics.",
+                      flag_values=flag_values)
+    flags.DEFINE_string("output", "", "Where to write the page; by default report.html "
+                        "in the run directory, or compare.html beside the first compared run.",
+                        flag_values=flag_values)

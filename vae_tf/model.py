@@ -13,16 +13,18 @@ from typing import Tuple
 import keras
 import tensorflow as tf
 
-from vae_tf import losses, networks, schedules
+from vae_tf import losses, networks, regularizers, schedules
 from vae_tf.config import Config
 
 
 class VAE(keras.Model):
     """Encoder q(z|x) = N(mean, exp(logvar)), prior N(0, I), decoder p(x|z)."""
 
-    def __init__(self, config: Config, image_shape: Tuple[int, int, int], **kwargs):
+    def __init__(self, config: Config, image_shape: Tuple[int, int, int],
+                 total_steps: int = None, **kwargs):
         super().__init__(**kwargs)
         self.config = config
+        self.total_steps = total_steps  # of the whole run; the cyclical schedule needs it
         self.image_shape = tuple(image_shape)
         self.latent_dim = config.latent_dim
         self.encoder = networks.build_encoder(config, self.image_shape)
@@ -83,11 +85,13 @@ class VAE(keras.Model):
         return rec, kl_per_dim
 
     def kl_weight_at(self, step):
-        return schedules.kl_weight(step, self.config)
+        return schedules.kl_weight(step, self.config, self.total_steps)
 
     def regularizer(self, kl_per_dim, kl_weight):
-        """The KL penalty of the training objective, per example (the variants' hook)."""
-        return kl_weight * tf.reduce_sum(kl_per_dim, axis=-1)
+        """The KL penalty of the training objective, per example (the variants' hook):
+        beta * KL, or free bits, or a capacity target (see regularizers.py)."""
+        return regularizers.kl_penalty(kl_per_dim, kl_weight, self.config,
+                                       self.optimizer.iterations)
 
     def objective(self, images, training, eps=None):
         """Mean training objective over the batch, and the per-example ELBO terms."""
@@ -127,9 +131,12 @@ def _scale_shape(learn_scale: str, image_shape):
             "pixel": tuple(image_shape)}[learn_scale]
 
 
-def build_vae(config: Config, image_shape) -> VAE:
-    """A compiled, built VAE (built so that export, checkpoints and resume work)."""
-    model = VAE(config, image_shape)
+def build_vae(config: Config, image_shape, total_steps: int = None) -> VAE:
+    """A compiled, built VAE (built so that export, checkpoints and resume work).
+
+    `total_steps`, the run's number of training steps, sets the cyclical KL schedule.
+    """
+    model = VAE(config, image_shape, total_steps=total_steps)
     model.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
                   jit_compile=config.jit_compile)
     model(tf.zeros((1, *image_shape)))

@@ -3,7 +3,8 @@
     python -m vae_tf.train --flagfile=flags/mnist.cfg --data_dir=../shared/data/mnist
 
 Everything the run writes goes under <output_dir>/<run_name>/: config.json,
-metrics.csv, images/, checkpoints/, backup/ (while unfinished) and saved_model/.
+metrics.csv, report.html, images/, tensorboard/, checkpoints/, backup/ (while
+unfinished) and saved_model/.
 Running the same command again after a crash resumes the unfinished run.
 """
 
@@ -113,19 +114,20 @@ def run(config: Config, dataset_override: datasets.ImageData = None) -> dict:
     from vae_tf.model import build_vae
 
     keras.utils.set_random_seed(config.seed)
-    model = build_vae(config, data.image_shape)
+    steps_per_epoch = config.steps_per_epoch or data.num_train // config.batch_size
+    model = build_vae(config, data.image_shape, total_steps=config.epochs * steps_per_epoch)
     train_ds = make_batches(data, config, training=True)
     test_ds = make_batches(data, config, training=False)
-    grid_n = callbacks_lib.num_grid_test_images(config.grid_size)
-    grid_images = next(iter(make_batches(data, config.replace(batch_size=grid_n),
-                                         training=False))).numpy()
+    monitor_n = callbacks_lib.num_monitor_test_images(config.grid_size)
+    monitor_images = next(iter(make_batches(data, config.replace(batch_size=monitor_n),
+                                            training=False))).numpy()
 
     os.makedirs(run_dir, exist_ok=True)
     if not resuming:
         _write_text(os.path.join(run_dir, "config.json"), config.to_json() + "\n")
     logging.info("%s run %s", "Resuming" if resuming else "Starting", run_dir)
 
-    callbacks, nan_guard = callbacks_lib.make_callbacks(config, run_dir, grid_images)
+    callbacks, nan_guard = callbacks_lib.make_callbacks(config, run_dir, monitor_images)
     history = model.fit(train_ds, epochs=config.epochs,
                         steps_per_epoch=config.steps_per_epoch or None,
                         validation_data=test_ds, validation_steps=config.eval_steps or None,

@@ -1,0 +1,365 @@
+"""The run report: one static HTML page per run, and one page comparing runs.
+
+    python -m vae_tf.report --run_dir=outputs/<run>
+    python -m vae_tf.report --compare outputs/<run_a> outputs/<run_b> --output=outputs/compare.html
+
+Training rewrites <run>/report.html after every epoch. A page embeds its images as
+base64 data URIs, so the one file opens from the file system in any browser, with
+no server, and still shows everything after it is copied or mailed elsewhere.
+The report reads only the run directory (config.json, metrics.csv, images/).
+"""
+
+import base64
+import csv
+import dataclasses
+import glob
+import html
+import io
+import json
+import os
+import re
+import sys
+
+import numpy as np
+from absl import app, flags
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from PIL import Image
+
+from vae_tf.config import Config
+from vae_tf.errors import UserError
+
+REPORT = "report.html"
+# The curves drawn, as (metrics.csv column, panel title). metrics.csv holds them per
+# epoch for the training split and, prefixed val_, for the test split.
+CURVES = (("loss", "loss: negative ELBO (nats)"),
+          ("reconstruction", "reconstruction: -log p(x|z) (nats)"),
+          ("kl", "KL(q(z|x) || N(0, I)) (nats)"),
+          ("kl_weight", "KL weight (beta)"),
+          ("active_units", "active units (test images)"))
+# Headline metrics of the comparison table, in order.
+COMPARED = ("loss", "val_loss", "val_reconstruction", "val_kl", "kl_weight", "active_units")
+# A report shows at most this many epochs' sample grids (first and last included).
+MAX_EPOCH_THUMBS = 12
+THUMB_SIDE = 240  # pixels; thumbnails are shrunk by an integer factor to about this
+
+
+@dataclasses.dataclass
+class Run:
+    """What a report shows of one run directory."""
+    run_dir: str
+    settings: dict  # config.json as written
+    rows: list  # metrics.csv: one dict of floats per epoch, in epoch order
+
+    @property
+    def name(self) -> str:
+        return os.path.basename(os.path.normpath(self.run_dir))
+
+    @property
+    def config(self):
+        """The settings as a Config, or None for a run written by another version."""
+        try:
+            return Config.from_dict(self.settings)
+        except (ValueError, TypeError):
+            return None
+
+    def x(self):
+        """Optimizer steps at each epoch's end (epoch numbers for older runs)."""
+        return [r["step"] if "step" in r else r["epoch"] + 1 for r in self.rows]
+
+    def images(self, kind: str) -> list:
+        """`images/<kind>_epoch_NNNN.png` files, oldest first."""
+        return sorted(glob.glob(os.path.join(self.run_dir, "images", f"{kind}_epoch_*.png")))
+
+
+def load_run(run_dir: str) -> Run:
+    path = os.path.join(run_dir, "config.json")
+    if not os.path.isfile(path):
+        raise UserError(f"{run_dir} holds no vae_tf run (no config.json); pass a run "
+                        "directory such as outputs/<run_name>.")
+    with open(path) as f:
+        settings = json.load(f)
+    by_epoch = {}
+    metrics = os.path.join(run_dir, "metrics.csv")
+    if os.path.isfile(metrics):
+        with open(metrics) as f:
+            for row in csv.DictReader(f):
+                values = {k: _number(v) for k, v in row.items() if k}
+                by_epoch[int(values["epoch"])] = values  # a resumed epoch keeps its last row
+    return Run(run_dir, settings, [by_epoch[e] for e in sorted(by_epoch)])
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return float("nan")
+
+
+# -- figures -----------------------------------------------------------------------
+def curves_png(runs: list) -> bytes:
+    """Loss, reconstruction, KL, KL weight and active units against training steps,
+    one colour per run: solid for the training split, dashed for the test split."""
+    fig = Figure(figsize=(13, 7.5), dpi=90, layout="constrained")
+    axes = fig.subplots(2, 3).ravel()
+    panels = dict(zip((key for key, _ in CURVES), axes))
+    for i, run in enumerate(runs):
+        color, x = f"C{i % 10}", run.x()
+        schedule = _schedule(run)
+        for key, ax in panels.items():
+            if key == "kl_weight" and schedule is not None:
+                ax.plot(schedule["steps"], schedule["kl_weight"], color=color)
+                continue
+            for prefix, style in (("", "-"), ("val_", "--")):
+                if run.rows and prefix + key in run.rows[0]:
+                    ax.plot(x, [r[prefix + key] for r in run.rows], style, color=color,
+                            marker="o", markersize=3)
+        if schedule is not None and "capacity" in schedule:
+            panels["kl"].plot(schedule["steps"], schedule["capacity"], ":", color=color)
+        config = run.config
+        if config is not None and config.free_bits > 0:
+            panels["kl"].axhline(config.free_bits * config.latent_dim, ls=":", color=color)
+    for key, title in CURVES:
+        panels[key].set_title(title, fontsize=10)
+        panels[key].set_xlabel("training step")
+        panels[key].grid(alpha=0.3)
+    legend = axes[-1]
+    legend.axis("off")
+    handles = [Line2D([], [], color=f"C{i % 10}", lw=3, label=run.name)
+               for i, run in enumerate(runs)]
+    handles += [Line2D([], [], color="k", ls="-", label="training split (epoch mean)"),
+                Line2D([], [], color="k", ls="--", label="test split"),
+                Line2D([], [], color="k", ls=":", label="KL capacity C(t) or free-bits floor")]
+    legend.legend(handles=handles, loc="center", fontsize=9, frameon=False)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def _schedule(run: Run):
+    """The KL weight (and capacity) at every step of the run, from its settings."""
+    config = run.config
+    if config is None or not run.rows or "step" not in run.rows[0]:
+        return None
+    first = run.rows[0]
+    steps_per_epoch = config.steps_per_epoch or first["step"] / (first["epoch"] + 1)
+    total = int(round(steps_per_epoch * config.epochs))
+    steps = np.arange(max(total, int(run.rows[-1]["step"])))  # the steps trained, 0-based
+    from vae_tf import schedules  # TensorFlow starts only when curves are drawn
+
+    curves = {"steps": steps,
+              "kl_weight": schedules.kl_weight(steps, config, total).numpy()}
+    if config.kl_capacity > 0:
+        curves["capacity"] = schedules.kl_capacity(steps, config).numpy()
+    return curves
+
+
+def _thumbnail(path: str) -> bytes:
+    """The PNG shrunk by an integer factor (sharp pixels) to about THUMB_SIDE wide."""
+    image = Image.open(path)
+    factor = max(1, image.width // THUMB_SIDE)
+    if factor > 1:
+        image = image.reduce(factor)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _evenly(items: list, count: int) -> list:
+    if len(items) <= count:
+        return items
+    return [items[i] for i in np.unique(np.linspace(0, len(items) - 1, count).round().astype(int))]
+
+
+def _epoch_of(path: str) -> int:
+    return int(re.search(r"_epoch_(\d+)\.png$", path).group(1))
+
+
+# -- HTML --------------------------------------------------------------------------
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 24px; color: #222; max-width: 1300px; }
+h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 1.6em; }
+table { border-collapse: collapse; font-size: 0.9em; }
+td, th { border: 1px solid #ccc; padding: 3px 8px; text-align: left; }
+th { background: #f2f2f2; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+figure { display: inline-block; margin: 0 16px 16px 0; vertical-align: top; }
+figcaption { font-size: 0.85em; color: #555; }
+img { image-rendering: pixelated; border: 1px solid #ddd; }
+img.curves { image-rendering: auto; max-width: 100%; }
+code { background: #f5f5f5; padding: 1px 4px; }
+"""
+
+
+def _page(title: str, body: str) -> str:
+    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head>\n"
+            f"<body>\n<h1>{html.escape(title)}</h1>\n{body}\n</body></html>\n")
+
+
+def _img(png: bytes, alt: str, css_class: str = "") -> str:
+    data = base64.b64encode(png).decode("ascii")
+    cls = f' class="{css_class}"' if css_class else ""
+    return f'<img{cls} src="data:image/png;base64,{data}" alt="{html.escape(alt)}">'
+
+
+def _figure(png: bytes, caption: str) -> str:
+    return f"<figure>{_img(png, caption)}<figcaption>{html.escape(caption)}</figcaption></figure>"
+
+
+def _zoomed(png: bytes, min_width: int = 450) -> bytes:
+    """The PNG enlarged by an integer factor to at least `min_width` (the traversal of
+    many latent dimensions is tall and narrow, and unreadable at its own size)."""
+    image = Image.open(io.BytesIO(png))
+    factor = -(-min_width // image.width)
+    if factor <= 1:
+        return png
+    buffer = io.BytesIO()
+    image.resize((image.width * factor, image.height * factor), Image.NEAREST).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def _table(header: list, rows: list) -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    body = "".join("<tr>" + "".join(_cell(v) for v in row) + "</tr>\n" for row in rows)
+    return f"<table><tr>{head}</tr>\n{body}</table>"
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return f'<td class="num">{value:.4g}</td>'
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f'<td class="num">{value}</td>'
+    return f"<td>{html.escape(str(value))}</td>"
+
+
+def _metric_names(rows: list) -> list:
+    names = [k for k in rows[0] if k != "epoch"] if rows else []
+    return sorted(names, key=lambda k: (k.startswith("val_"), k))
+
+
+def _status(run: Run) -> str:
+    exported = os.path.isfile(os.path.join(run.run_dir, "saved_model", "saved_model.pb"))
+    return (f"{len(run.rows)} of {run.settings.get('epochs', '?')} epochs done"
+            + ("; SavedModel exported" if exported else ""))
+
+
+def run_page(run: Run) -> str:
+    """The HTML of one run's report."""
+    parts = [f"<p>Run directory <code>{html.escape(os.path.abspath(run.run_dir))}</code>: "
+             f"{html.escape(_status(run))}. Live curves and images: "
+             f"<code>tensorboard --logdir {html.escape(os.path.join(run.run_dir, 'tensorboard'))}"
+             "</code>.</p>"]
+    if run.rows:
+        final = run.rows[-1]
+        key = "val_loss" if "val_loss" in final else "loss"
+        best = min(run.rows, key=lambda r: r[key])
+        parts.append(f"<h2>Metrics</h2><p>Final: the last epoch. Best: the epoch with the "
+                     f"lowest <code>{key}</code>. Losses in nats per image; "
+                     "<code>val_</code> is the test split.</p>")
+        parts.append(_table(["metric", f"final (epoch {int(final['epoch']) + 1})",
+                             f"best (epoch {int(best['epoch']) + 1})"],
+                            [[k, final[k], best[k]] for k in _metric_names(run.rows)]))
+        parts.append("<h2>Curves</h2>" + _img(curves_png([run]), "training curves", "curves"))
+    latest = run.images("samples")
+    if latest:
+        tag = f"epoch_{_epoch_of(latest[-1]):04d}"
+        parts.append(f"<h2>Latest grids (epoch {_epoch_of(latest[-1])})</h2>")
+        for kind, caption in (("recon", "test images (left) and reconstructions (right)"),
+                              ("samples", "samples: decoder means at fixed z ~ N(0, I)"),
+                              ("traversal", "traversal: one latent dimension per row, "
+                                            "swept from -3 to 3 at one image's mean code")):
+            path = os.path.join(run.run_dir, "images", f"{kind}_{tag}.png")
+            if os.path.isfile(path):
+                with open(path, "rb") as f:
+                    parts.append(_figure(_zoomed(f.read()), caption))
+        parts.append("<h2>Samples across epochs</h2><p>The same latent codes every epoch.</p>")
+        parts += [_figure(_thumbnail(p), f"epoch {_epoch_of(p)}")
+                  for p in _evenly(latest, MAX_EPOCH_THUMBS)]
+    parts.append("<h2>Configuration</h2>")
+    parts.append(_table(["setting", "value"], [[k, _show(v)] for k, v in sorted(run.settings.items())]))
+    return _page(f"VAE run {run.name}", "\n".join(parts))
+
+
+def compare_page(runs: list) -> str:
+    """The HTML of a page comparing runs: their differing settings, final metrics,
+    overlaid curves and latest samples."""
+    keys = sorted({k for run in runs for k in run.settings} - {"run_name"})
+    differing = [k for k in keys if len({_show(run.settings.get(k)) for run in runs}) > 1]
+    rows = []
+    for run in runs:
+        final = run.rows[-1] if run.rows else {}
+        rows.append([run.name] + [_show(run.settings.get(k)) for k in differing]
+                    + [len(run.rows)] + [final.get(m, "") for m in COMPARED])
+    parts = [f"<p>{len(runs)} runs. Settings shown are those that differ between them; "
+             "metrics are the last epoch's (losses in nats per image; <code>val_</code> "
+             "is the test split).</p>",
+             _table(["run"] + differing + ["epochs"] + list(COMPARED), rows),
+             "<h2>Curves</h2>" + _img(curves_png(runs), "training curves", "curves"),
+             "<h2>Latest samples</h2>"]
+    for run in runs:
+        samples = run.images("samples")
+        if samples:
+            parts.append(_figure(_thumbnail(samples[-1]),
+                                 f"{run.name}, epoch {_epoch_of(samples[-1])}"))
+    return _page("VAE runs compared", "\n".join(parts))
+
+
+def _show(value) -> str:
+    return ",".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+# -- writing -------------------------------------------------------------------------
+def write_report(run_dir: str, output: str = "") -> str:
+    """Writes the run's report (default `<run_dir>/report.html`); returns its path."""
+    return _write(output or os.path.join(run_dir, REPORT), run_page(load_run(run_dir)))
+
+
+def write_compare(run_dirs: list, output: str = "") -> str:
+    """Writes the comparison page (default `compare.html` beside the first run)."""
+    runs = [load_run(d) for d in run_dirs]
+    path = output or os.path.join(os.path.dirname(os.path.normpath(run_dirs[0])), "compare.html")
+    return _write(path, compare_page(runs))
+
+
+def _write(path: str, text: str) -> str:
+    # A browser reloading the page mid-write would see half of it; replace it whole.
+    try:
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        with open(path + ".tmp", "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(path + ".tmp", path)
+    except OSError as e:
+        raise UserError(f"Cannot write {path}: {e.strerror}.") from None
+    return path
+
+
+def main(argv):
+    values = flags.FLAGS
+    run_dirs = argv[1:]
+    try:
+        if values.compare:
+            if len(run_dirs) < 2:
+                raise UserError("--compare needs two or more run directories after it.")
+            path = write_compare(run_dirs, values.output)
+        else:
+            if run_dirs:
+                raise UserError(f"Unexpected arguments {' '.join(run_dirs)}: give "
+                                "--run_dir=<run>, or --compare <run> <run> ...")
+            if not values.run_dir:
+                raise UserError("Give --run_dir=<run>, or --compare <run> <run> ...")
+            path = write_report(values.run_dir, values.output)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
+    print(f"Wrote {path}")
+
+
+def console_main():
+    """Entry point of `python -m vae_tf.report` and the `vae-tf-report` script."""
+    from vae_tf.flags import define_report_flags
+    define_report_flags()
+    app.run(main)
+
+
+if __name__ == "__main__":
+    console_main()
