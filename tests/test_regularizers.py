@@ -58,10 +58,12 @@ def test_capacity_objective_follows_c_of_t():
     # KLs of the two examples: 0.5 * (2^2 + 2^2) = 4 and 0.5 * (4^2 + 0) = 8 nats.
     mean = np.array([[2.0, 2.0], [4.0, 0.0]], np.float32)
     per_example, penalty, grad_mean, _ = _penalty_and_grads(model, mean, np.zeros_like(mean), 4.0)
-    np.testing.assert_allclose(per_example, [4.0 * 1.0, 4.0 * 3.0], rtol=1e-6)
-    assert penalty == pytest.approx(8.0)
-    # Below C the KL is pushed up (negative gradient), above C it is pulled down.
-    np.testing.assert_allclose(grad_mean, [[-4.0, -4.0], [8.0, 0.0]], rtol=1e-6)
+    # The absolute value is on the batch mean: 4 * |(4 + 8) / 2 - 5| = 4, although the
+    # first example alone is below C. Per example: 4 * sign(6 - 5) * (KL_i - 5).
+    assert penalty == pytest.approx(4.0)
+    np.testing.assert_allclose(per_example, [4.0 * -1.0, 4.0 * 3.0], rtol=1e-6)
+    # The batch is above C, so every example's KL is pulled down: 4 * d(0.5 m^2)/dm / 2.
+    np.testing.assert_allclose(grad_mean, [[4.0, 4.0], [8.0, 0.0]], rtol=1e-6)
     model.optimizer.iterations.assign(1000)  # C = 10: both below it
     per_example, _, _, _ = _penalty_and_grads(model, mean, np.zeros_like(mean), 1.0)
     np.testing.assert_allclose(per_example, [6.0, 2.0], rtol=1e-6)

@@ -31,12 +31,18 @@ def free_bits_kl(kl_per_dim, kl_weight, floor: float):
 
 
 def capacity_kl(kl_per_dim, kl_weight, capacity):
-    """Capacity-annealed beta-VAE (Burgess et al. 2018): kl_weight * |KL - C| per example.
+    """Capacity-annealed beta-VAE (Burgess et al. 2018): kl_weight * |E_batch[KL] - C|.
 
-    A KL below the capacity C is pushed up towards it and one above is pulled down,
-    so raising C(t) over training lets the code take on information gradually.
+    The absolute value applies to the KL averaged over the batch (the paper's
+    expectation over the data), not to each example's KL. Per example this returns
+    kl_weight * sign(E_batch[KL] - C) * (KL_i - C), whose batch mean is exactly that
+    penalty and has its gradient: when the batch's KL is below C every example's KL
+    is pushed up, when above it is pulled down, so raising C(t) over training lets
+    the code take on information gradually.
     """
-    return kl_weight * tf.abs(tf.reduce_sum(kl_per_dim, axis=-1) - capacity)
+    kl = tf.reduce_sum(kl_per_dim, axis=-1)
+    direction = tf.stop_gradient(tf.sign(tf.reduce_mean(kl) - capacity))
+    return kl_weight * direction * (kl - capacity)
 
 
 def kl_penalty(kl_per_dim, kl_weight, config: Config, step):
