@@ -15,6 +15,7 @@ LEARN_SCALE = ("none", "shared", "channel", "pixel")
 ARCHITECTURES = ("conv", "dense")
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "swish")
 BINARIZE = ("none", "dynamic")
+MODELS = ("vae", "ae")
 
 
 def _field(default, help, enum=None, lower=None, upper=None):
@@ -84,6 +85,12 @@ class Config:
     kl_warmup_steps: int = _field(
         0, "Steps of linear warm-up of the KL weight from 0 to --kl_weight; 0 disables it.",
         lower=0)
+
+    # Model family (issue 4).
+    model: str = _field(
+        "vae", "Model family: 'vae' (variational autoencoder) or 'ae' (the deterministic "
+        "autoencoder baseline: the same encoder and decoder, the encoder's mean as the "
+        "code, no sampling and no KL term).", enum=MODELS)
 
     # Monitoring.
     grid_size: int = _field(
