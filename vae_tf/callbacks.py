@@ -8,6 +8,7 @@ import keras
 import numpy as np
 
 from vae_tf import images as image_utils
+from vae_tf import latent
 from vae_tf.config import Config
 
 
@@ -35,6 +36,20 @@ class ImageGridCallback(keras.callbacks.Callback):
         samples = np.asarray(self.model.decode(self.latent_codes))
         image_utils.save_png(os.path.join(self.image_dir, f"samples_{tag}.png"),
                              image_utils.make_grid(samples, cols=self.grid_size))
+
+
+class SamplesGifCallback(keras.callbacks.Callback):
+    """When training ends, animates the epochs' samples grids into images/samples.gif
+    (the grids show the same codes each epoch, so the GIF shows the decoder learn)."""
+
+    def __init__(self, image_dir: str):
+        super().__init__()
+        self.image_dir = image_dir
+
+    def on_train_end(self, logs=None):
+        frames = latent.epoch_sample_grids(self.image_dir)
+        if frames:
+            latent.save_gif(os.path.join(self.image_dir, latent.SAMPLES_GIF), frames)
 
 
 class NanGuard(keras.callbacks.Callback):
@@ -82,6 +97,7 @@ def make_callbacks(config: Config, run_dir: str, test_images: np.ndarray):
         keras.callbacks.CSVLogger(os.path.join(run_dir, "metrics.csv"), append=True),
         ImageGridCallback(os.path.join(run_dir, "images"), test_images, latent_codes,
                           config.grid_size),
+        SamplesGifCallback(os.path.join(run_dir, "images")),
         nan_guard,
     ]
     return callbacks, nan_guard
