@@ -20,7 +20,7 @@ import os
 import time
 
 import numpy as np
-from absl import flags
+from absl import flags, logging
 
 from vae_tf import rundir
 
@@ -102,6 +102,7 @@ def importance_bounds(run, images, mean, logvar, num_samples: int, seed: int = 0
     per_call = min(num_samples, batch_size)
     group = max(1, batch_size // num_samples)
     rec, nll, call = [], [], 0
+    started, reported = time.perf_counter(), 0
     for start in range(0, len(images), group):
         x, m, lv = (a[start:start + group] for a in (images, mean, logvar))
         lls, lws = [], []
@@ -113,6 +114,12 @@ def importance_bounds(run, images, mean, logvar, num_samples: int, seed: int = 0
             call += 1
         rec.append(-np.concatenate(lls, axis=1).astype(np.float64).mean(axis=1))
         nll.append(-_log_mean_exp(np.concatenate(lws, axis=1)))
+        done = start + len(x)
+        if done - reported >= len(images) / 10 or done == len(images):  # ~10 lines in all
+            reported = done
+            logging.info("IWAE: %d of %d images, %.0f s, NLL_IWAE so far %.2f nats",
+                         done, len(images), time.perf_counter() - started,
+                         np.concatenate(nll).mean())
     return np.concatenate(rec), np.concatenate(nll)
 
 
