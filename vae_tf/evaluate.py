@@ -63,9 +63,14 @@ def _log_mean_exp(values: np.ndarray) -> np.ndarray:
     return (top + np.log(np.mean(np.exp(values - top), axis=-1, keepdims=True)))[..., 0]
 
 
-def _make_log_weights(run):
-    """A compiled function: (images [n,...], mean, logvar [n,L], seed [2], K) ->
-    log p(x|z_k) and log w_k, each [n, K], in one batched decoder call."""
+def _make_log_weights(run, num_samples: int):
+    """A compiled function: (images [n,...], mean, logvar [n,L], seeds [n,2], first,
+    num) -> log p(x|z_k) and log w_k for samples k = first .. first+num-1 of each
+    image, each [n, num], in one batched decoder call.
+
+    Image i's K samples come from its own seed, so the figures do not depend on how
+    images and samples are split into calls.
+    """
     import tensorflow as tf
 
     log_likelihood = run.signatures["log_likelihood"]
@@ -74,10 +79,13 @@ def _make_log_weights(run):
     @tf.function(input_signature=[
         tf.TensorSpec([None, *run.image_shape], tf.float32),
         tf.TensorSpec([None, latent], tf.float32), tf.TensorSpec([None, latent], tf.float32),
-        tf.TensorSpec([2], tf.int64), tf.TensorSpec([], tf.int32)])
-    def log_weights(images, mean, logvar, seed, num):
+        tf.TensorSpec([None, 2], tf.int64), tf.TensorSpec([], tf.int32),
+        tf.TensorSpec([], tf.int32)])
+    def log_weights(images, mean, logvar, seeds, first, num):
         n = tf.shape(mean)[0]
-        eps = tf.random.stateless_normal([n, num, latent], seed=seed)
+        eps = tf.map_fn(
+            lambda s: tf.random.stateless_normal([num_samples, latent], s)[first:first + num],
+            seeds, fn_output_signature=tf.TensorSpec([None, latent], tf.float32))
         z = mean[:, None] + tf.exp(0.5 * logvar)[:, None] * eps
         ll = log_likelihood(images=tf.repeat(images, num, axis=0),
                             z=tf.reshape(z, [-1, latent]))["log_prob"]
@@ -98,27 +106,27 @@ def importance_bounds(run, images, mean, logvar, num_samples: int, seed: int = 0
     calls too. Only the K log-weights per image are kept, so K is bounded by
     memory for N*K floats, not by the decoder's activations.
     """
-    log_weights = _make_log_weights(run)
+    log_weights = _make_log_weights(run, num_samples)
     per_call = min(num_samples, batch_size)
     group = max(1, batch_size // num_samples)
-    rec, nll, call = [], [], 0
+    rec, nll = [], []
     started, reported = time.perf_counter(), 0
     for start in range(0, len(images), group):
         x, m, lv = (a[start:start + group] for a in (images, mean, logvar))
+        seeds = np.stack([np.full(len(x), seed), np.arange(start, start + len(x))], axis=1)
         lls, lws = [], []
-        for done in range(0, num_samples, per_call):
-            ll, lw = log_weights(x, m, lv, np.array([seed, call], np.int64),
-                                 np.int32(min(per_call, num_samples - done)))
+        for first in range(0, num_samples, per_call):
+            ll, lw = log_weights(x, m, lv, seeds, np.int32(first),
+                                 np.int32(min(per_call, num_samples - first)))
             lls.append(ll.numpy())
             lws.append(lw.numpy())
-            call += 1
         rec.append(-np.concatenate(lls, axis=1).astype(np.float64).mean(axis=1))
         nll.append(-_log_mean_exp(np.concatenate(lws, axis=1)))
-        done = start + len(x)
-        if done - reported >= len(images) / 10 or done == len(images):  # ~10 lines in all
-            reported = done
+        finished = start + len(x)
+        if finished - reported >= len(images) / 10 or finished == len(images):  # ~10 lines
+            reported = finished
             logging.info("IWAE: %d of %d images, %.0f s, NLL_IWAE so far %.2f nats",
-                         done, len(images), time.perf_counter() - started,
+                         finished, len(images), time.perf_counter() - started,
                          np.concatenate(nll).mean())
     return np.concatenate(rec), np.concatenate(nll)
 
