@@ -40,3 +40,13 @@ def run_module(module: str, *args, cwd=REPO, timeout=300, env=None):
     full_env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2", **(env or {}))
     return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=full_env,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def error_line(result) -> str:
+    """The single `error: ...` line of a command that failed on bad input (exit 1,
+    no traceback)."""
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    lines = [l for l in result.stderr.splitlines() if l.startswith("error: ")]
+    assert len(lines) == 1, result.stderr[-2000:]
+    return lines[0]

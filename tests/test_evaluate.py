@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import run_module, tiny_config
+from conftest import error_line, run_module, tiny_config
 from vae_tf import evaluate, rundir, train
 
 
@@ -19,14 +19,6 @@ def binarized_run(tmp_path_factory):
     config = tiny_config(binarize="dynamic", epochs=2, steps_per_epoch=30,
                          output_dir=str(out), run_name="bin")
     return train.run(config)["run_dir"]
-
-
-def _error_line(result) -> str:
-    assert result.returncode == 1, result.stderr[-2000:]
-    assert "Traceback" not in result.stderr
-    lines = [l for l in result.stderr.splitlines() if l.startswith("error: ")]
-    assert len(lines) == 1, result.stderr[-2000:]
-    return lines[0]
 
 
 def test_iwae_bound_is_below_the_elbo_and_tightens_with_k(binarized_run):
@@ -79,14 +71,14 @@ def test_command_on_a_copied_run_writes_eval_json(binarized_run, tmp_path):
 
 
 def test_bad_input_is_one_clear_line_and_loses_nothing(binarized_run, tmp_path):
-    line = _error_line(run_module("vae_tf.evaluate", f"--run_dir={tmp_path}/none"))
+    line = error_line(run_module("vae_tf.evaluate", f"--run_dir={tmp_path}/none"))
     assert "does not exist" in line
 
     copy = tmp_path / "run"
     shutil.copytree(binarized_run, copy)
     (copy / "eval.json").write_text("an earlier evaluation")
     shutil.rmtree(copy / "saved_model")
-    line = _error_line(run_module("vae_tf.evaluate", f"--run_dir={copy}"))
+    line = error_line(run_module("vae_tf.evaluate", f"--run_dir={copy}"))
     assert "has no saved_model/" in line
     assert (copy / "eval.json").read_text() == "an earlier evaluation"
 

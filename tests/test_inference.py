@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import run_module, tiny_config
+from conftest import error_line, run_module, tiny_config
 from vae_tf import latent, manifold, rundir, train
 from vae_tf.errors import UserError
 
@@ -45,14 +45,6 @@ def _command(module, run_dir, *args):
     return result
 
 
-def _error_line(result) -> str:
-    assert result.returncode == 1, result.stderr[-2000:]
-    assert "Traceback" not in result.stderr
-    lines = [l for l in result.stderr.splitlines() if l.startswith("error: ")]
-    assert len(lines) == 1, result.stderr[-2000:]
-    return lines[0]
-
-
 def test_sample_writes_grid_and_array(moved_run):
     _command("sample", moved_run, "--num=10", "--temperature=0.8")
     png = moved_run / "pictures" / "samples_t0.8_seed0.png"
@@ -82,10 +74,10 @@ def _listing(folder):
 
 def test_reconstruct_bad_index_is_one_line(moved_run):
     before = _listing(moved_run / "pictures")
-    line = _error_line(run_module("vae_tf.reconstruct", f"--run_dir={moved_run}",
+    line = error_line(run_module("vae_tf.reconstruct", f"--run_dir={moved_run}",
                                   "--index=512"))
     assert "--index=512 is out of range" in line and "512 images" in line
-    line = _error_line(run_module("vae_tf.reconstruct", f"--run_dir={moved_run}",
+    line = error_line(run_module("vae_tf.reconstruct", f"--run_dir={moved_run}",
                                   "--index=9:3"))
     assert "START < STOP" in line
     assert _listing(moved_run / "pictures") == before
