@@ -29,9 +29,10 @@ def define_run_flags(flag_values: flags.FlagValues = flags.FLAGS, data: bool = T
         flags.DEFINE_string("data_dir", None, "Folder holding the dataset's files, when it "
                             "is not where config.json says (a run copied to another machine).",
                             flag_values=flag_values)
-    flags.DEFINE_string("output", None, "File to write. When not given, a name under "
-                        "<run_dir>/pictures/ (eval.json in <run_dir> for evaluate).",
-                        flag_values=flag_values)
+    flags.DEFINE_string("output", None, "File to write. When not given, a file in the run "
+                        "directory: <run_dir>/pictures/<name>.png for pictures, "
+                        "<run_dir>/eval.json for evaluate, <run_dir>/images/samples.gif "
+                        "for animate.", flag_values=flag_values)
     flags.mark_flag_as_required("run_dir", flag_values=flag_values)
 
 
