@@ -17,6 +17,8 @@ from absl import app, flags
 from vae_tf.config import Config
 from vae_tf.errors import UserError
 
+# train.SAVED_MODEL's value; train is not imported because it pulls in Keras, and
+# flag errors should come before TensorFlow starts.
 SAVED_MODEL = "saved_model"
 PICTURES = "pictures"  # where the commands write by default, inside the run directory
 
