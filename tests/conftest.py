@@ -78,3 +78,13 @@ def add_bad_files(folder) -> dict:
     rgba.save(os.path.join(folder, "rgba.png"))
     return {"202599.jpg": "truncated", "notes.txt": "text", "gray.jpg": "grayscale",
             "rgba.png": "rgba"}
+
+
+def error_line(result) -> str:
+    """The single `error: ...` line of a command that failed on bad input (exit 1,
+    no traceback)."""
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    lines = [l for l in result.stderr.splitlines() if l.startswith("error: ")]
+    assert len(lines) == 1, result.stderr[-2000:]
+    return lines[0]

@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from vae_tf import images as image_utils
 from vae_tf import report
+from vae_tf import latent
 from vae_tf.config import Config
 
 # Active units (Burda et al. 2016) are counted on this many test images ...
@@ -122,6 +123,20 @@ class ReportCallback(keras.callbacks.Callback):
         report.write_report(self.run_dir)
 
 
+class SamplesGifCallback(keras.callbacks.Callback):
+    """When training ends, animates the epochs' samples grids into images/samples.gif
+    (the grids show the same codes each epoch, so the GIF shows the decoder learn)."""
+
+    def __init__(self, image_dir: str):
+        super().__init__()
+        self.image_dir = image_dir
+
+    def on_train_end(self, logs=None):
+        frames = latent.epoch_sample_grids(self.image_dir)
+        if frames:
+            latent.save_gif(os.path.join(self.image_dir, latent.SAMPLES_GIF), frames)
+
+
 class NanGuard(keras.callbacks.Callback):
     """Stops training at the first non-finite loss and remembers where it happened,
     so that `train.run` can fail with a clear message instead of exporting garbage."""
@@ -183,6 +198,7 @@ def make_callbacks(config: Config, run_dir: str, test_images: np.ndarray):
                           latent_codes, config.grid_size,
                           tensorboard_dir=os.path.join(run_dir, "tensorboard")),
         ReportCallback(run_dir),
+        SamplesGifCallback(os.path.join(run_dir, "images")),
         nan_guard,
     ]
     return callbacks, nan_guard

@@ -18,6 +18,7 @@ ARCHITECTURES = ("conv", "dense")
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "swish")
 BINARIZE = ("none", "dynamic")
 KL_SCHEDULES = ("constant", "linear", "cyclical")
+MODELS = ("vae", "ae")
 
 
 def _field(default, help, enum=None, lower=None, upper=None):
@@ -112,6 +113,12 @@ class Config:
     kl_capacity_steps: int = _field(
         0, "Steps over which the capacity C(t) rises linearly from 0 to --kl_capacity; "
         "0 holds it at --kl_capacity from the start.", lower=0)
+
+    # Model family (issue 4).
+    model: str = _field(
+        "vae", "Model family: 'vae' (variational autoencoder) or 'ae' (the deterministic "
+        "autoencoder baseline: the same encoder and decoder, the encoder's mean as the "
+        "code, no sampling and no KL term).", enum=MODELS)
 
     # Monitoring.
     grid_size: int = _field(

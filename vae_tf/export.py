@@ -4,6 +4,7 @@
   encode(images [N,H,W,C] float32 in [0,1]) -> mean, logvar [N, latent]
   decode(z [N, latent])                     -> images [N,H,W,C], the decoder's mean
   reconstruct(images)                        -> images, decode(mean of q(z|x))
+  log_likelihood(images, z [N, latent])      -> log_prob [N], log p(x|z) in nats
 
 `serving_default` is `reconstruct`, so the default endpoint never samples.
 """
@@ -34,12 +35,17 @@ def export_saved_model(model, path: str) -> str:
     def decode(z):
         return {"images": model.decode(z)}
 
+    def log_likelihood(images, z):
+        return {"log_prob": model.log_likelihood(images, z)}
+
     archive = keras.export.ExportArchive()
     archive.track(model)
     # The first endpoint also becomes serving_default.
     archive.add_endpoint("reconstruct", reconstruct, input_signature=[image_spec])
     archive.add_endpoint("encode", encode, input_signature=[image_spec])
     archive.add_endpoint("decode", decode, input_signature=[z_spec])
+    # What likelihood bounds (ELBO, IWAE) need from the decoder, whatever the density.
+    archive.add_endpoint("log_likelihood", log_likelihood, input_signature=[image_spec, z_spec])
     tmp = path.rstrip("/") + ".tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     verbosity = logging.get_verbosity()

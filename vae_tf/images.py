@@ -46,3 +46,8 @@ def save_png(path: str, image: np.ndarray, min_size: int = 256) -> None:
     tmp = path + ".tmp"
     Image.fromarray(array).save(tmp, format="PNG")
     os.replace(tmp, path)
+
+
+def save_grid(path: str, images: np.ndarray, cols: int) -> None:
+    """make_grid then save_png: the one-call form the inference commands use."""
+    save_png(path, make_grid(images, cols=cols))

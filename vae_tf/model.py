@@ -45,13 +45,15 @@ class VAE(keras.Model):
     # -- the pieces the export and the commands use ------------------------------
     def encode(self, images, training=False):
         """Returns the mean and the (clamped) log-variance of q(z|x)."""
-        h = tf.cast(self.encoder(images, training=training), tf.float32)
+        # The variable dtype (float32, or float64 for the gradient check), whatever
+        # precision the layers compute in.
+        h = tf.cast(self.encoder(images, training=training), self.variable_dtype)
         mean, logvar = tf.split(h, 2, axis=-1)
         return mean, tf.clip_by_value(logvar, losses.LOGVAR_MIN, losses.LOGVAR_MAX)
 
     def decode_logits(self, z, training=False):
         """The decoder's pre-activation (Bernoulli logits or pre-sigmoid mean)."""
-        return tf.cast(self.decoder(z, training=training), tf.float32)
+        return tf.cast(self.decoder(z, training=training), self.variable_dtype)
 
     def decode(self, z):
         """The mean of p(x|z), in [0, 1]."""
@@ -59,7 +61,7 @@ class VAE(keras.Model):
 
     def likelihood_log_scale(self):
         """log sigma (gaussian) or log b (laplace), clamped from below."""
-        return tf.maximum(tf.cast(self.log_scale, tf.float32), losses.LOG_SCALE_MIN)
+        return tf.maximum(tf.cast(self.log_scale, self.variable_dtype), losses.LOG_SCALE_MIN)
 
     def call(self, images, training=False):
         """Deterministic reconstruction: the decoder's mean at the mean of q(z|x)."""
@@ -78,11 +80,15 @@ class VAE(keras.Model):
         if eps is None:
             eps = keras.random.normal(tf.shape(mean), seed=self.noise_seed)
         z = mean + tf.exp(0.5 * logvar) * eps
-        logits = self.decode_logits(z, training=training)
-        rec = losses.reconstruction_nll(self.config.recon_loss, images, logits,
-                                        self.likelihood_log_scale())
+        rec = -self.log_likelihood(images, z, training=training)
         kl_per_dim = losses.gaussian_kl_per_dim(mean, logvar)
         return rec, kl_per_dim
+
+    def log_likelihood(self, images, z, training=False):
+        """log p(x|z) per example [batch], summed over pixels (nats)."""
+        logits = self.decode_logits(z, training=training)
+        return -losses.reconstruction_nll(self.config.recon_loss, images, logits,
+                                          self.likelihood_log_scale())
 
     def kl_weight_at(self, step):
         return schedules.kl_weight(step, self.config, self.total_steps)
@@ -95,7 +101,7 @@ class VAE(keras.Model):
 
     def objective(self, images, training, eps=None):
         """Mean training objective over the batch, and the per-example ELBO terms."""
-        kl_weight = tf.cast(self.kl_weight_at(self.optimizer.iterations), tf.float32)
+        kl_weight = tf.cast(self.kl_weight_at(self.optimizer.iterations), self.variable_dtype)
         rec, kl_per_dim = self.elbo_terms(images, training=training, eps=eps)
         objective = tf.reduce_mean(rec + self.regularizer(kl_per_dim, kl_weight))
         return objective, rec, tf.reduce_sum(kl_per_dim, axis=-1), kl_weight
@@ -131,12 +137,31 @@ def _scale_shape(learn_scale: str, image_shape):
             "pixel": tuple(image_shape)}[learn_scale]
 
 
+class Autoencoder(VAE):
+    """--model=ae: the VAE's encoder and decoder trained as a deterministic autoencoder.
+
+    The encoder's mean is the code; its log-variance output is ignored and reported
+    at its floor (q is a point mass), so code that samples from q gets the mean.
+    The objective is -log p(x|code) alone: no noise and no KL (reported as 0).
+    """
+
+    def encode(self, images, training=False):
+        mean, _ = super().encode(images, training=training)
+        return mean, tf.zeros_like(mean) + losses.LOGVAR_MIN
+
+    def elbo_terms(self, images, training=False, eps=None):
+        mean, _ = self.encode(images, training=training)
+        return -self.log_likelihood(images, mean, training=training), tf.zeros_like(mean)
+
+
 def build_vae(config: Config, image_shape, total_steps: int = None) -> VAE:
-    """A compiled, built VAE (built so that export, checkpoints and resume work).
+    """A compiled, built VAE (built so that export, checkpoints and resume work);
+    an `Autoencoder` for --model=ae.
 
     `total_steps`, the run's number of training steps, sets the cyclical KL schedule.
     """
-    model = VAE(config, image_shape, total_steps=total_steps)
+    model_class = Autoencoder if config.model == "ae" else VAE
+    model = model_class(config, image_shape, total_steps=total_steps)
     model.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
                   jit_compile=config.jit_compile)
     model(tf.zeros((1, *image_shape)))

@@ -1,0 +1,100 @@
+"""`python -m vae_tf.evaluate`: the likelihood bounds, eval.json, bad input; the AE baseline."""
+
+import json
+import math
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import error_line, run_module, tiny_config
+from vae_tf import evaluate, rundir, train
+
+
+@pytest.fixture(scope="module")
+def binarized_run(tmp_path_factory):
+    """A briefly trained VAE on binarized shapes: a discrete likelihood, so bits/dim."""
+    out = tmp_path_factory.mktemp("runs")
+    config = tiny_config(binarize="dynamic", epochs=2, steps_per_epoch=30,
+                         output_dir=str(out), run_name="bin")
+    return train.run(config)["run_dir"]
+
+
+def test_iwae_bound_is_below_the_elbo_and_tightens_with_k(binarized_run):
+    run = rundir.Run(binarized_run)
+    results = {k: evaluate.evaluate(run, num_samples=k, num_images=64, batch_size=2000)
+               for k in (1, 10, 100)}
+    elbo = results[100]["neg_elbo"]
+    nll = {k: r["nll_iwae"] for k, r in results.items()}
+    # Same images, encoder and KL at every K; the ELBO's reconstruction term is an
+    # average over K samples, so it agrees across K up to sampling noise.
+    for r in results.values():
+        assert r["neg_elbo"] == pytest.approx(elbo, abs=1.0)
+    assert nll[1] == pytest.approx(elbo, abs=1.5)  # one sample: the ELBO itself, noisily
+    assert nll[100] <= nll[10] <= nll[1]
+    assert nll[10] < elbo and nll[100] < elbo - 1.0, (nll, elbo)
+    r = results[100]
+    assert r["neg_elbo"] == pytest.approx(r["reconstruction"] + r["kl"])
+    assert r["nll_iwae_bits_per_dim"] == pytest.approx(r["nll_iwae"] / (784 * math.log(2)))
+    assert r["likelihood"].startswith("bernoulli on binarized pixels")
+    assert 0 < r["mse"] < 0.25 and 1 <= r["active_units"] <= 4
+
+
+def test_batching_does_not_change_the_figures(binarized_run):
+    """K larger than --batch_size splits one image's samples over several decoder
+    calls; several images per call is the other case. Same samples, same figures."""
+    run = rundir.Run(binarized_run)
+    images = run.test_images(5)
+    mean, logvar = run.encode(images)
+    split = evaluate.importance_bounds(run, images, mean, logvar, 300, batch_size=128)
+    grouped = evaluate.importance_bounds(run, images, mean, logvar, 300, batch_size=900)
+    assert split[0].shape == split[1].shape == (5,)
+    for a, b in zip(split, grouped):
+        np.testing.assert_allclose(a, b, rtol=1e-5)
+    rec, nll = split
+    kl = 0.5 * np.sum(np.exp(logvar) + mean ** 2 - 1 - logvar, axis=1)
+    assert np.all(nll < rec + kl)  # per image too: the bound is far tighter than noise
+
+
+def test_command_on_a_copied_run_writes_eval_json(binarized_run, tmp_path):
+    copy = tmp_path / "moved" / "run"
+    shutil.copytree(binarized_run, copy)
+    result = run_module("vae_tf.evaluate", f"--run_dir={copy}", "--num_importance_samples=20",
+                        "--num_images=100")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "NLL_IWAE (K=20)" in result.stdout and "bits/dim" in result.stdout
+    values = json.loads((copy / "eval.json").read_text())
+    assert values["num_images"] == 100 and values["num_importance_samples"] == 20
+    assert values["nll_iwae"] <= values["neg_elbo"]
+    assert values["run_dir"] == str(copy)
+
+
+def test_bad_input_is_one_clear_line_and_loses_nothing(binarized_run, tmp_path):
+    line = error_line(run_module("vae_tf.evaluate", f"--run_dir={tmp_path}/none"))
+    assert "does not exist" in line
+
+    copy = tmp_path / "run"
+    shutil.copytree(binarized_run, copy)
+    (copy / "eval.json").write_text("an earlier evaluation")
+    shutil.rmtree(copy / "saved_model")
+    line = error_line(run_module("vae_tf.evaluate", f"--run_dir={copy}"))
+    assert "has no saved_model/" in line
+    assert (copy / "eval.json").read_text() == "an earlier evaluation"
+
+
+def test_autoencoder_baseline(tmp_path):
+    config = tiny_config(model="ae", output_dir=str(tmp_path), run_name="ae")
+    result = train.run(config)
+    assert result["val_kl"] == 0.0
+    assert result["val_loss"] == pytest.approx(result["val_reconstruction"])
+    run = rundir.Run(result["run_dir"])
+    images = run.test_images(8)
+    mean, logvar = run.encode(images)
+    np.testing.assert_array_equal(logvar, np.full_like(logvar, -30.0))  # a point mass
+    np.testing.assert_allclose(run.reconstruct(images), run.decode(mean), atol=1e-6)
+    values = evaluate.evaluate(run, num_images=64)
+    assert values["model"] == "ae"
+    assert values["neg_elbo"] is None and values["nll_iwae"] is None
+    assert values["reconstruction"] > 0 and 0 < values["mse"] < 0.25
+    assert os.path.isfile(os.path.join(result["run_dir"], "images", "samples.gif"))

@@ -1,0 +1,66 @@
+"""`python -m vae_tf.gradcheck` passes on the real model and catches a wrong gradient."""
+
+import re
+
+import keras
+import tensorflow as tf
+
+from conftest import run_module
+from vae_tf import gradcheck
+from vae_tf import model as model_lib
+
+
+class WrongGradient(keras.layers.Layer):
+    """The identity, whose custom gradient halves what flows back: the bug a
+    hand-written gradient can have."""
+
+    def call(self, x):
+        @tf.custom_gradient
+        def identity(x):
+            return tf.identity(x), lambda upstream: 0.5 * upstream
+        return identity(x)
+
+
+class VAEWithWrongLayer(model_lib.VAE):
+    """The real VAE with the broken layer after its decoder, as a user's own layer
+    would sit in the network."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.wrong = WrongGradient()
+
+    def decode_logits(self, z, training=False):
+        return self.wrong(super().decode_logits(z, training=training))
+
+
+def test_command_passes_on_the_real_model():
+    result = run_module("vae_tf.gradcheck")
+    assert result.returncode == 0, result.stderr[-3000:] + result.stdout[-3000:]
+    errors = [float(e) for e in re.findall(r"\s(\d\.\d\de-\d\d)\s*$", result.stdout, re.M)]
+    # 3 likelihoods x 2 networks; every weight of encoder, decoder and learned scale.
+    assert len(errors) == 64 and max(errors) < gradcheck.DEFAULT_TOLERANCE
+    for setting in ("bernoulli/conv", "gaussian/dense", "laplace/conv"):
+        assert setting in result.stdout
+    assert "all 64 variables within 1e-06" in result.stdout
+
+
+def _errors(config):
+    with gradcheck.float64_policy():
+        model = model_lib.build_vae(config, gradcheck.IMAGE_SHAPE)
+    gradcheck.jitter_weights(model)
+    return gradcheck.check_gradients(model, *gradcheck.tiny_inputs(config))
+
+
+def test_a_wrong_layer_gradient_is_caught(monkeypatch):
+    name, config = next(gradcheck.tiny_configs())
+    assert name == "bernoulli/conv"
+    good = _errors(config)
+    monkeypatch.setattr(model_lib, "VAE", VAEWithWrongLayer)  # what build_vae builds
+    bad = _errors(config)
+    assert max(good.values()) < gradcheck.DEFAULT_TOLERANCE
+    # Everything upstream of the broken layer gets a wrong gradient: all decoder
+    # weights and, through z, the encoder's too (which also sees the right KL term).
+    assert set(bad) == set(good)
+    wrong = {n for n, e in bad.items() if e > 0.01}
+    assert {n for n in good if n.startswith("decoder/")} <= wrong
+    assert any(n.startswith("encoder/") for n in wrong)

@@ -1,0 +1,138 @@
+"""The picture commands (sample, reconstruct, interpolate, traverse, scatter, manifold,
+animate) on a run directory moved to another place, and their helpers."""
+
+import math
+import shutil
+import types
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import error_line, run_module, tiny_config
+from vae_tf import latent, manifold, rundir, train
+from vae_tf.errors import UserError
+
+PAD, SIDE = 2, 28  # images.make_grid's padding; the synthetic images' side
+
+
+def _png_size(n: int, cols: int):
+    """(width, height) of a saved grid of n 28x28 images: images.save_png enlarges by
+    an integer factor until the shorter side reaches 256 pixels."""
+    rows = math.ceil(n / cols)
+    height, width = rows * (SIDE + PAD) + PAD, cols * (SIDE + PAD) + PAD
+    factor = math.ceil(256 / min(height, width))
+    return width * factor, height * factor
+
+
+@pytest.fixture(scope="module")
+def moved_run(tmp_path_factory):
+    """A trained 2-D latent run, copied elsewhere and the original deleted, so that
+    nothing can reach back to where training wrote."""
+    out = tmp_path_factory.mktemp("runs")
+    config = tiny_config(latent_dim=2, epochs=2, steps_per_epoch=30, output_dir=str(out),
+                         run_name="orig")
+    run_dir = train.run(config)["run_dir"]
+    moved = tmp_path_factory.mktemp("elsewhere") / "copy"
+    shutil.copytree(run_dir, moved)
+    shutil.rmtree(run_dir)
+    return moved
+
+
+def _command(module, run_dir, *args):
+    result = run_module(f"vae_tf.{module}", f"--run_dir={run_dir}", *args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def test_sample_writes_grid_and_array(moved_run):
+    _command("sample", moved_run, "--num=10", "--temperature=0.8")
+    png = moved_run / "pictures" / "samples_t0.8_seed0.png"
+    assert Image.open(png).size == _png_size(10, cols=4)
+    samples = np.load(moved_run / "pictures" / "samples_t0.8_seed0.npy")
+    assert samples.shape == (10, 28, 28, 1) and samples.dtype == np.float32
+    assert 0.0 <= samples.min() and samples.max() <= 1.0 and samples.std() > 0.01
+
+
+def test_reconstruct_shows_test_image_n_beside_its_reconstruction(moved_run):
+    _command("reconstruct", moved_run, "--index=5")
+    png = np.asarray(Image.open(moved_run / "pictures" / "reconstruct_5.png"))
+    assert png.shape[::-1] == _png_size(2, cols=2)
+    factor = png.shape[0] // (SIDE + 2 * PAD)
+    original = png[PAD * factor:(PAD + SIDE) * factor:factor, PAD * factor:(PAD + SIDE) * factor:factor]
+    expected = rundir.Run(str(moved_run)).test_images(6)[5, ..., 0]
+    np.testing.assert_array_equal(original, np.round(expected * 255))
+
+    _command("reconstruct", moved_run, "--index=0:6")
+    size = Image.open(moved_run / "pictures" / "reconstruct_0-5.png").size
+    assert size == _png_size(12, cols=8)  # 4 pairs per row
+
+
+def _listing(folder):
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+def test_reconstruct_bad_index_is_one_line(moved_run):
+    before = _listing(moved_run / "pictures")
+    line = error_line(run_module("vae_tf.reconstruct", f"--run_dir={moved_run}",
+                                  "--index=512"))
+    assert "--index=512 is out of range" in line and "512 images" in line
+    line = error_line(run_module("vae_tf.reconstruct", f"--run_dir={moved_run}",
+                                  "--index=9:3"))
+    assert "START < STOP" in line
+    assert _listing(moved_run / "pictures") == before
+
+
+def test_latent_picture_commands(moved_run):
+    pictures = moved_run / "pictures"
+    _command("interpolate", moved_run, "--index_a=2", "--index_b=7", "--steps=5")
+    assert Image.open(pictures / "interpolate_2_7.png").size == _png_size(7, cols=7)
+    _command("traverse", moved_run, "--index=3", "--steps=5")
+    assert Image.open(pictures / "traverse_3.png").size == _png_size(2 * 5, cols=5)
+    _command("manifold", moved_run, "--grid_size=6")
+    assert Image.open(pictures / "manifold.png").size == _png_size(36, cols=6)
+    _command("scatter", moved_run, "--num_images=300")
+    scatter = np.asarray(Image.open(pictures / "scatter.png").convert("RGB"))
+    assert scatter.shape == (800, 800, 3)
+    # Three label colours of matplotlib's tab10 (blue, orange, green) are drawn.
+    for colour in ((31, 119, 180), (255, 127, 14), (44, 160, 44)):
+        assert np.any(np.abs(scatter.astype(int) - colour).sum(axis=-1) < 40), colour
+
+
+def test_animate_makes_a_frame_per_epoch(moved_run, tmp_path):
+    gif = Image.open(moved_run / "images" / "samples.gif")  # written when training ended
+    assert gif.n_frames == 2
+    result = _command("animate", moved_run, f"--output={tmp_path}/a.gif", "--frame_ms=100")
+    assert "2 frames" in result.stdout
+    gif = Image.open(tmp_path / "a.gif")
+    assert gif.n_frames == 2
+    assert gif.size == Image.open(moved_run / "images" / "samples_epoch_0001.png").size
+
+
+def test_code_helpers():
+    z_a, z_b = np.zeros(3, np.float32), np.array([1.0, 2.0, 3.0], np.float32)
+    line = latent.interpolation_codes(z_a, z_b, 5)
+    np.testing.assert_allclose(line[[0, -1]], [z_a, z_b])
+    np.testing.assert_allclose(line[2], 0.5 * z_b)
+
+    codes = latent.traversal_codes(np.array([5.0, 6.0, 7.0]), np.array([-1.0, 1.0]))
+    np.testing.assert_array_equal(codes, [[-1, 6, 7], [1, 6, 7], [5, -1, 7], [5, 1, 7],
+                                          [5, 6, -1], [5, 6, 1]])
+
+    grid = latent.manifold_codes(3).reshape(3, 3, 2)
+    assert grid[0, 0, 0] < grid[0, 2, 0] and grid[0, 0, 1] > grid[2, 0, 1]  # x right, y up
+    np.testing.assert_allclose(grid[1, 1], [0.0, 0.0], atol=1e-6)
+    np.testing.assert_allclose(grid[0, 2], [1.6449, 1.6449], atol=1e-3)  # the 95% quantile
+
+    rng = np.random.default_rng(0)
+    codes = rng.standard_normal((500, 4)) * [5.0, 0.1, 2.0, 0.1]
+    points, names = latent.project_2d(codes)
+    assert points.shape == (500, 2) and names[0].startswith("PC1 (86%")
+    np.testing.assert_allclose(np.abs(np.corrcoef(points[:, 0], codes[:, 0])[0, 1]), 1, atol=1e-2)
+    same, names = latent.project_2d(codes[:, :2])
+    assert names == ("z1", "z2") and np.array_equal(same, codes[:, :2])
+
+
+def test_manifold_needs_two_latent_dimensions():
+    with pytest.raises(UserError, match="latent_dim=3"):
+        manifold.manifold_grid(types.SimpleNamespace(latent_dim=3), 4)

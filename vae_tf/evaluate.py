@@ -1,0 +1,203 @@
+"""Evaluate a trained run on its test split: likelihood bounds, reconstruction error,
+active latent units.
+
+    python -m vae_tf.evaluate --run_dir=outputs/<run> [--num_importance_samples=1000]
+
+Reads only the run directory (config.json and saved_model/) and the dataset it names
+(--data_dir overrides where the files are). Prints a table and writes
+<run>/eval.json (see README, "Evaluation"). For each test image x, with K samples
+z_k ~ q(z|x) and w_k = p(x|z_k) p(z_k) / q(z_k|x):
+
+    negative ELBO  = mean_k[-log p(x|z_k)] + KL(q(z|x) || N(0, I))
+    NLL_IWAE(K)    = -log (1/K) sum_k w_k      (Burda et al. 2015; <= negative ELBO
+                                                in expectation, tightening as K grows)
+
+both in nats per image, averaged over the images.
+"""
+
+import math
+import os
+import time
+
+import numpy as np
+from absl import flags, logging
+
+from vae_tf import rundir
+
+FLAGS = flags.FLAGS
+# Burda et al. (2015): a latent unit is active when Cov_x(E_q[z_u]) exceeds this.
+ACTIVE_UNIT_THRESHOLD = 0.01
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
+    rundir.define_run_flags(flag_values)
+    flags.DEFINE_integer(
+        "num_importance_samples", 1000, "Samples K of q(z|x) per test image for the "
+        "importance-weighted bound; 1000 is the literature's figure, 10-100 a quick one.",
+        lower_bound=1, flag_values=flag_values)
+    flags.DEFINE_integer(
+        "num_images", 0, "Evaluate the first this many test images; 0 means the whole "
+        "test split.", lower_bound=0, flag_values=flag_values)
+    flags.DEFINE_integer(
+        "batch_size", 10000, "Decoder passes per call (images times samples): larger is "
+        "faster until memory runs out.", lower_bound=1, flag_values=flag_values)
+    flags.DEFINE_integer("seed", 0, "Seed of the importance samples.", flag_values=flag_values)
+
+
+def describe_likelihood(config):
+    """What the nats are -log of, and whether bits per dimension mean anything."""
+    if config.recon_loss == "bernoulli" and config.binarize == "dynamic":
+        return "bernoulli on binarized pixels (a probability: discrete)", True
+    if config.recon_loss == "bernoulli":
+        return ("bernoulli cross-entropy on gray pixels (not a normalized likelihood)", False)
+    scale = "learned" if config.learn_scale != "none" else f"fixed {config.recon_scale}"
+    return (f"{config.recon_loss} density of pixel values in [0, 1], scale {scale} "
+            "(continuous: not comparable with discrete likelihoods)", False)
+
+
+def _log_mean_exp(values: np.ndarray) -> np.ndarray:
+    """log((1/K) sum_k exp(values[..., k])), stable for large |values|."""
+    values = values.astype(np.float64)
+    top = values.max(axis=-1, keepdims=True)
+    return (top + np.log(np.mean(np.exp(values - top), axis=-1, keepdims=True)))[..., 0]
+
+
+def _make_log_weights(run, num_samples: int):
+    """A compiled function: (images [n,...], mean, logvar [n,L], seeds [n,2], first,
+    num) -> log p(x|z_k) and log w_k for samples k = first .. first+num-1 of each
+    image, each [n, num], in one batched decoder call.
+
+    Image i's K samples come from its own seed, so the figures do not depend on how
+    images and samples are split into calls.
+    """
+    import tensorflow as tf
+
+    log_likelihood = run.signatures["log_likelihood"]
+    latent = run.latent_dim
+
+    @tf.function(input_signature=[
+        tf.TensorSpec([None, *run.image_shape], tf.float32),
+        tf.TensorSpec([None, latent], tf.float32), tf.TensorSpec([None, latent], tf.float32),
+        tf.TensorSpec([None, 2], tf.int64), tf.TensorSpec([], tf.int32),
+        tf.TensorSpec([], tf.int32)])
+    def log_weights(images, mean, logvar, seeds, first, num):
+        n = tf.shape(mean)[0]
+        eps = tf.map_fn(
+            lambda s: tf.random.stateless_normal([num_samples, latent], s)[first:first + num],
+            seeds, fn_output_signature=tf.TensorSpec([None, latent], tf.float32))
+        z = mean[:, None] + tf.exp(0.5 * logvar)[:, None] * eps
+        ll = log_likelihood(images=tf.repeat(images, num, axis=0),
+                            z=tf.reshape(z, [-1, latent]))["log_prob"]
+        ll = tf.reshape(ll, [n, num])
+        log_prior = -0.5 * tf.reduce_sum(tf.square(z) + _LOG_2PI, axis=-1)
+        log_q = -0.5 * tf.reduce_sum(tf.square(eps) + _LOG_2PI + logvar[:, None], axis=-1)
+        return ll, ll + log_prior - log_q
+
+    return log_weights
+
+
+def importance_bounds(run, images, mean, logvar, num_samples: int, seed: int = 0,
+                      batch_size: int = 10000):
+    """Per-image E_q[-log p(x|z)] and NLL_IWAE(K), each [N] in nats.
+
+    Images go in groups sized so that one decoder call sees about `batch_size`
+    (image, sample) pairs; when K alone exceeds it, the samples are split into
+    calls too. Only the K log-weights per image are kept, so K is bounded by
+    memory for N*K floats, not by the decoder's activations.
+    """
+    log_weights = _make_log_weights(run, num_samples)
+    per_call = min(num_samples, batch_size)
+    group = max(1, batch_size // num_samples)
+    rec, nll = [], []
+    started, reported = time.perf_counter(), 0
+    for start in range(0, len(images), group):
+        x, m, lv = (a[start:start + group] for a in (images, mean, logvar))
+        seeds = np.stack([np.full(len(x), seed), np.arange(start, start + len(x))], axis=1)
+        lls, lws = [], []
+        for first in range(0, num_samples, per_call):
+            ll, lw = log_weights(x, m, lv, seeds, np.int32(first),
+                                 np.int32(min(per_call, num_samples - first)))
+            lls.append(ll.numpy())
+            lws.append(lw.numpy())
+        rec.append(-np.concatenate(lls, axis=1).astype(np.float64).mean(axis=1))
+        nll.append(-_log_mean_exp(np.concatenate(lws, axis=1)))
+        finished = start + len(x)
+        if finished - reported >= len(images) / 10 or finished == len(images):  # ~10 lines
+            reported = finished
+            logging.info("IWAE: %d of %d images, %.0f s, NLL_IWAE so far %.2f nats",
+                         finished, len(images), time.perf_counter() - started,
+                         np.concatenate(nll).mean())
+    return np.concatenate(rec), np.concatenate(nll)
+
+
+def evaluate(run, num_samples: int = 1000, num_images: int = 0, seed: int = 0,
+             batch_size: int = 10000) -> dict:
+    """The figures of eval.json for an opened `rundir.Run` (see README, "Evaluation")."""
+    start = time.perf_counter()
+    images = run.test_images(num_images or None)
+    mean, logvar = run.encode(images)
+    config = run.config
+    likelihood, discrete = describe_likelihood(config)
+    results = {
+        "run_dir": run.run_dir, "dataset": config.dataset, "split": "test",
+        "num_images": len(images), "model": config.model, "likelihood": likelihood,
+        "num_importance_samples": None, "seed": seed,
+        "neg_elbo": None, "reconstruction": None, "kl": None, "nll_iwae": None,
+        "neg_elbo_bits_per_dim": None, "nll_iwae_bits_per_dim": None,
+    }
+    if config.model == "ae":
+        # No posterior to sample or weigh: only the reconstruction term at the code.
+        ll = run.log_likelihood(images, mean).astype(np.float64)
+        results["reconstruction"] = float(-ll.mean())
+    else:
+        rec, nll = importance_bounds(run, images, mean, logvar, num_samples, seed, batch_size)
+        kl = 0.5 * np.sum(np.exp(logvar) + mean ** 2 - 1.0 - logvar, axis=1, dtype=np.float64)
+        results.update(num_importance_samples=num_samples, reconstruction=float(rec.mean()),
+                       kl=float(kl.mean()), neg_elbo=float((rec + kl).mean()),
+                       nll_iwae=float(nll.mean()))
+        if discrete:
+            dims_ln2 = math.prod(run.image_shape) * math.log(2.0)  # nats -> bits per pixel
+            results["neg_elbo_bits_per_dim"] = results["neg_elbo"] / dims_ln2
+            results["nll_iwae_bits_per_dim"] = results["nll_iwae"] / dims_ln2
+    recon = run.reconstruct(images)
+    results["mse"] = float(np.mean(np.square(recon.astype(np.float64) - images)))
+    results["latent_dim"] = run.latent_dim
+    results["active_units"] = int(np.sum(np.var(mean, axis=0) > ACTIVE_UNIT_THRESHOLD))
+    results["active_unit_threshold"] = ACTIVE_UNIT_THRESHOLD
+    results["seconds"] = round(time.perf_counter() - start, 1)
+    return results
+
+
+def format_table(r: dict) -> str:
+    def nats(value, bits):
+        if value is None:
+            return "n/a"
+        return f"{value:9.2f} nats" + (f"  ({bits:.4f} bits/dim)" if bits is not None else "")
+
+    k = r["num_importance_samples"]
+    rows = [
+        ("negative ELBO", nats(r["neg_elbo"], r["neg_elbo_bits_per_dim"])),
+        (f"NLL_IWAE (K={k})", nats(r["nll_iwae"], r["nll_iwae_bits_per_dim"])),
+        ("reconstruction", nats(r["reconstruction"], None)),
+        ("KL", nats(r["kl"], None)),
+        ("MSE per pixel", f"{r['mse']:.5f}"),
+        ("active units", f"{r['active_units']} of {r['latent_dim']}"),
+    ]
+    head = (f"{r['run_dir']}: {r['num_images']} {r['dataset']} test images, "
+            f"{r['seconds']:.0f} s\nlikelihood: {r['likelihood']}")
+    return "\n".join([head] + [f"  {name:<20}{value}" for name, value in rows])
+
+
+def main(argv):
+    run = rundir.Run(FLAGS.run_dir, FLAGS.data_dir)
+    path = run.output_path(FLAGS.output or os.path.join(run.run_dir, "eval.json"), "eval.json")
+    results = evaluate(run, FLAGS.num_importance_samples, FLAGS.num_images, FLAGS.seed,
+                       FLAGS.batch_size)
+    rundir.write_json(path, results)
+    print(format_table(results))
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    rundir.console_main(main, define_flags)

@@ -1,0 +1,96 @@
+"""Latent-space pictures as arrays and files: the codes that interpolation, traversal
+and the 2-D manifold decode; the 2-D projection and scatter plot of test codes; the
+animated GIF of the samples grid. Pure numpy, matplotlib and Pillow: the commands
+(`vae_tf.interpolate`, `vae_tf.traverse`, ...) pair these with a run's decoder.
+"""
+
+import glob
+import os
+import statistics
+
+import numpy as np
+from PIL import Image
+
+SAMPLES_GIF = "samples.gif"
+
+
+def interpolation_codes(z_a: np.ndarray, z_b: np.ndarray, steps: int) -> np.ndarray:
+    """`steps` codes on the straight line from z_a to z_b, both ends included."""
+    t = np.linspace(0.0, 1.0, steps, dtype=np.float32)[:, None]
+    return (1.0 - t) * z_a[None] + t * z_b[None]
+
+
+def traversal_codes(z: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Row u of the traversal grid: z with dimension u set to each of `values`.
+
+    Returns [latent_dim * len(values), latent_dim], row-major.
+    """
+    latent, steps = len(z), len(values)
+    codes = np.tile(z.astype(np.float32), (latent, steps, 1))
+    codes[np.arange(latent), :, np.arange(latent)] = values
+    return codes.reshape(latent * steps, latent)
+
+
+def manifold_codes(n: int) -> np.ndarray:
+    """An n x n grid of 2-D codes at the prior's quantiles (5% to 95% per axis), so
+    that the grid covers equal prior mass per cell; z1 grows to the right and z2
+    upwards. Returns [n * n, 2], row-major from the top row."""
+    quantiles = np.linspace(0.05, 0.95, n)
+    axis = np.array([statistics.NormalDist().inv_cdf(q) for q in quantiles], np.float32)
+    z2, z1 = np.meshgrid(axis[::-1], axis, indexing="ij")
+    return np.stack([z1.ravel(), z2.ravel()], axis=1)
+
+
+def project_2d(codes: np.ndarray):
+    """The codes themselves when they are 2-D, else their first two principal
+    components. Returns (points [N, 2], axis names)."""
+    if codes.shape[1] == 2:
+        return codes, ("z1", "z2")
+    centered = codes - codes.mean(axis=0)
+    _, singular, components = np.linalg.svd(centered, full_matrices=False)
+    explained = singular ** 2 / np.sum(singular ** 2)
+    return centered @ components[:2].T, tuple(
+        f"PC{i + 1} ({100 * explained[i]:.0f}% of variance)" for i in range(2))
+
+
+def save_scatter(path: str, points: np.ndarray, labels: np.ndarray, axis_names,
+                 title: str, size_px: int = 800) -> None:
+    """A scatter plot of `points` coloured by integer label (-1: no label), as a PNG
+    of size_px x size_px pixels, written through a temporary file."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    dpi = 100
+    fig, ax = plt.subplots(figsize=(size_px / dpi, size_px / dpi), dpi=dpi)
+    classes = sorted(set(int(v) for v in labels))
+    colors = (plt.get_cmap("tab10").colors if len(classes) <= 10
+              else plt.get_cmap("viridis")(np.linspace(0.0, 1.0, len(classes))))
+    for label, color in zip(classes, colors):
+        mask = labels == label
+        ax.scatter(points[mask, 0], points[mask, 1], s=4, alpha=0.6, color=color,
+                   label="no label" if label < 0 else str(label))
+    if 1 < len(classes) <= 20:
+        ax.legend(markerscale=4, fontsize=8, loc="best")
+    ax.set_xlabel(axis_names[0])
+    ax.set_ylabel(axis_names[1])
+    ax.set_title(title)
+    tmp = path + ".tmp"
+    fig.savefig(tmp, format="png", dpi=dpi)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def epoch_sample_grids(image_dir: str):
+    """The training run's samples_epoch_NNNN.png files, in epoch order."""
+    return sorted(glob.glob(os.path.join(image_dir, "samples_epoch_*.png")))
+
+
+def save_gif(path: str, frame_paths, duration_ms: int = 500) -> None:
+    """An animated GIF (looping) of the PNG files `frame_paths`, one frame each."""
+    frames = [Image.open(p).convert("RGB") for p in frame_paths]
+    tmp = path + ".tmp"
+    frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:],
+                   duration=duration_ms, loop=0)
+    os.replace(tmp, path)
