@@ -45,7 +45,9 @@ class ImageGridCallback(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         tag = f"epoch_{epoch + 1:04d}"
-        recon = self.model.predict_on_batch(self.test_images)
+        # A direct call, not predict_on_batch: under MultiWorkerMirroredStrategy
+        # predict gathers every worker's batch into one.
+        recon = self.model(self.test_images, training=False)
         pairs = image_utils.interleave(self.test_images, np.asarray(recon))
         samples = np.asarray(self.model.decode(self.latent_codes))
         grids = {
@@ -170,7 +172,22 @@ def num_monitor_test_images(grid_size: int) -> int:
     return max(num_grid_test_images(grid_size), ACTIVE_UNITS_IMAGES)
 
 
-def make_callbacks(config: Config, run_dir: str, test_images: np.ndarray):
+class RestoreOnly(keras.callbacks.BackupAndRestore):
+    """Resumes from another process's backup without ever writing or deleting it:
+    non-chief workers restore the chief's backup so that all resume at one epoch."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        pass
+
+    def on_train_batch_end(self, batch, logs=None):
+        pass
+
+    def on_train_end(self, logs=None):
+        pass
+
+
+def make_callbacks(config: Config, run_dir: str, test_images: np.ndarray,
+                   write_dir: str = None):
     """The callbacks of a training run, all writing under `run_dir`.
 
     `test_images` is a fixed set of test images (num_monitor_test_images of them):
@@ -181,24 +198,28 @@ def make_callbacks(config: Config, run_dir: str, test_images: np.ndarray):
     resumes after that epoch; CSVLogger appends so resumed runs keep earlier rows.
     CollapseMonitor comes before the loggers, which write the logs it adds to, and
     the report comes after every callback that writes what it shows.
+    Non-chief workers of a multi-worker run pass a temporary `write_dir` for their
+    copies of the files and resume from the chief's backup in `run_dir`.
     """
     rng = np.random.default_rng(config.seed)
     latent_codes = rng.standard_normal((config.grid_size ** 2, config.latent_dim)).astype(np.float32)
     nan_guard = NanGuard()
+    write_dir = write_dir or run_dir
+    backup = (keras.callbacks.BackupAndRestore if write_dir == run_dir else RestoreOnly)
     callbacks = [
-        keras.callbacks.BackupAndRestore(os.path.join(run_dir, "backup")),
+        backup(os.path.join(run_dir, "backup")),
         keras.callbacks.ModelCheckpoint(
-            os.path.join(run_dir, "checkpoints", "epoch_{epoch:04d}.weights.h5"),
+            os.path.join(write_dir, "checkpoints", "epoch_{epoch:04d}.weights.h5"),
             save_weights_only=True),
         CollapseMonitor(test_images, config.batch_size),
-        keras.callbacks.CSVLogger(os.path.join(run_dir, "metrics.csv"), append=True),
-        keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard"), write_graph=False),
-        ImageGridCallback(os.path.join(run_dir, "images"),
+        keras.callbacks.CSVLogger(os.path.join(write_dir, "metrics.csv"), append=True),
+        keras.callbacks.TensorBoard(os.path.join(write_dir, "tensorboard"), write_graph=False),
+        ImageGridCallback(os.path.join(write_dir, "images"),
                           test_images[:num_grid_test_images(config.grid_size)],
                           latent_codes, config.grid_size,
-                          tensorboard_dir=os.path.join(run_dir, "tensorboard")),
-        ReportCallback(run_dir),
-        SamplesGifCallback(os.path.join(run_dir, "images")),
+                          tensorboard_dir=os.path.join(write_dir, "tensorboard")),
+        ReportCallback(write_dir),
+        SamplesGifCallback(os.path.join(write_dir, "images")),
         nan_guard,
     ]
     return callbacks, nan_guard

@@ -19,6 +19,8 @@ ACTIVATIONS = ("relu", "leaky_relu", "elu", "swish")
 BINARIZE = ("none", "dynamic")
 KL_SCHEDULES = ("constant", "linear", "cyclical")
 MODELS = ("vae", "ae")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+STRATEGIES = ("default", "mirrored", "multi_worker")
 
 
 def _field(default, help, enum=None, lower=None, upper=None):
@@ -120,6 +122,17 @@ class Config:
         "autoencoder baseline: the same encoder and decoder, the encoder's mean as the "
         "code, no sampling and no KL term).", enum=MODELS)
 
+    # Speed and scale (issue 6).
+    precision: str = _field(
+        "float32", "Keras dtype policy: 'mixed_bfloat16' or 'mixed_float16' compute in 16 "
+        "bits with float32 weights (mixed_float16 adds dynamic loss scaling); the ELBO "
+        "is always summed in float32.", enum=PRECISIONS)
+    strategy: str = _field(
+        "default", "tf.distribute strategy: 'default' (one device), 'mirrored' (every "
+        "local GPU, or CPU) or 'multi_worker' (several machines, described by the "
+        "TF_CONFIG environment variable; needs --run_name). --batch_size is the global "
+        "batch, split across replicas.", enum=STRATEGIES)
+
     # Monitoring.
     grid_size: int = _field(
         8, "Rows and columns of the image grids saved each epoch.", lower=1, upper=32)
@@ -157,6 +170,9 @@ class Config:
             if not value or min(value) < 1:
                 raise ValueError(f"--{name} must be a non-empty comma list of positive integers.")
             object.__setattr__(self, name, value)
+        if self.strategy == "multi_worker" and not self.run_name:
+            raise ValueError("--strategy=multi_worker needs --run_name, the same on every "
+                             "worker, so that all of them train the same run.")
         if self.learn_scale != "none" and self.recon_loss == "bernoulli":
             raise ValueError("--learn_scale applies to --recon_loss=gaussian or laplace, "
                              "not bernoulli.")

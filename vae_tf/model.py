@@ -13,7 +13,7 @@ from typing import Tuple
 import keras
 import tensorflow as tf
 
-from vae_tf import losses, networks, regularizers, schedules
+from vae_tf import distribute, losses, networks, regularizers, schedules
 from vae_tf.config import Config
 
 
@@ -78,7 +78,7 @@ class VAE(keras.Model):
         """
         mean, logvar = self.encode(images, training=training)
         if eps is None:
-            eps = keras.random.normal(tf.shape(mean), seed=self.noise_seed)
+            eps = self.noise(tf.shape(mean))
         z = mean + tf.exp(0.5 * logvar) * eps
         rec = -self.log_likelihood(images, z, training=training)
         kl_per_dim = losses.gaussian_kl_per_dim(mean, logvar)
@@ -89,6 +89,19 @@ class VAE(keras.Model):
         logits = self.decode_logits(z, training=training)
         return -losses.reconstruction_nll(self.config.recon_loss, images, logits,
                                           self.likelihood_log_scale())
+
+    def noise(self, shape):
+        """Standard-normal noise of `shape` from the model's seeded generator.
+
+        Under tf.distribute every replica holds the same generator state and would
+        draw the same numbers, so each takes its own slice of one draw for all.
+        """
+        replicas = tf.distribute.get_replica_context()
+        if replicas is None or replicas.num_replicas_in_sync == 1:
+            return keras.random.normal(shape, seed=self.noise_seed)
+        draws = keras.random.normal(tf.concat([[replicas.num_replicas_in_sync], shape], 0),
+                                    seed=self.noise_seed)
+        return draws[replicas.replica_id_in_sync_group]
 
     def kl_weight_at(self, step):
         return schedules.kl_weight(step, self.config, self.total_steps)
@@ -112,6 +125,9 @@ class VAE(keras.Model):
             # fit() sums gradients over replicas; dividing by their number makes an
             # update under tf.distribute equal the single-device one.
             scaled = objective / tf.distribute.get_strategy().num_replicas_in_sync
+            # Multiplies by the loss scale under mixed_float16 (the LossScaleOptimizer
+            # divides it out again); the identity otherwise.
+            scaled = self.optimizer.scale_loss(scaled)
         grads = tape.gradient(scaled, self.trainable_weights)
         self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
         return self._record(rec, kl, kl_weight)
@@ -124,7 +140,14 @@ class VAE(keras.Model):
         for name, value in (("loss", rec + kl), ("reconstruction", rec), ("kl", kl),
                             ("kl_weight", kl_weight)):
             self.trackers[name].update_state(value)
-        return {name: t.result() for name, t in self.trackers.items()}
+        logs = {name: t.result() for name, t in self.trackers.items()}
+        if distribute.across_workers():
+            # Keras 3's fit averages the logs across workers over their axis 0, which
+            # fails on scalars ("Invalid reduction dimension", tensorflow#72388). The
+            # trackers' variables are already summed over all replicas, so every
+            # replica holds the same value, and a [1]-shaped copy averages back to it.
+            logs = {name: tf.reshape(value, [1]) for name, value in logs.items()}
+        return logs
 
 
 def _images(data):
@@ -159,9 +182,18 @@ def build_vae(config: Config, image_shape, total_steps: int = None) -> VAE:
     an `Autoencoder` for --model=ae.
 
     `total_steps`, the run's number of training steps, sets the cyclical KL schedule.
+    Call it inside `strategy.scope()` to train under tf.distribute.
     """
-    model_class = Autoencoder if config.model == "ae" else VAE
-    model = model_class(config, image_shape, total_steps=total_steps)
+    # Layers take the global dtype policy when they are created; restoring it
+    # afterwards leaves other models made in this process unaffected.
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(config.precision)
+    try:
+        model_class = Autoencoder if config.model == "ae" else VAE
+        model = model_class(config, image_shape, total_steps=total_steps)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    # Under mixed_float16, compile wraps the optimizer in a LossScaleOptimizer.
     model.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
                   jit_compile=config.jit_compile)
     model(tf.zeros((1, *image_shape)))

@@ -10,6 +10,7 @@ Running the same command again after a crash resumes the unfinished run.
 
 import datetime
 import os
+import shutil
 import sys
 
 from absl import app, logging
@@ -98,7 +99,26 @@ def run(config: Config, dataset_override: datasets.ImageData = None) -> dict:
     Returns {"run_dir": ..., "resumed": bool, plus the last epoch's metrics}.
     Raises UserError for problems a user can fix (data, paths, a NaN loss).
     """
-    config, run_dir, resuming = resolve_run_dir(config)
+    from vae_tf import distribute  # imports TensorFlow
+
+    # Before any other TensorFlow op: MultiWorkerMirroredStrategy must set up
+    # collective ops first.
+    strategy = distribute.make_strategy(config.strategy)
+    if distribute.is_chief(strategy):
+        config, run_dir, resuming = resolve_run_dir(config)
+    else:  # the chief creates and checks the run directory; other workers only read it
+        run_dir, resuming = os.path.join(config.output_dir, config.run_name), False
+        if is_finished(run_dir):
+            raise UserError(f"Run {run_dir} is already finished; choose another --run_name.")
+    write_dir = distribute.worker_write_dir(strategy, run_dir)
+    try:
+        return _train(config, dataset_override, strategy, run_dir, write_dir, resuming)
+    finally:
+        if write_dir != run_dir:
+            shutil.rmtree(write_dir, ignore_errors=True)
+
+
+def _train(config, dataset_override, strategy, run_dir, write_dir, resuming):
     data = dataset_override or datasets.load(config)
     logging.info("Data: %s; %d train / %d test images of shape %s.", data.source,
                  data.num_train, data.num_test, data.image_shape)
@@ -115,19 +135,22 @@ def run(config: Config, dataset_override: datasets.ImageData = None) -> dict:
 
     keras.utils.set_random_seed(config.seed)
     steps_per_epoch = config.steps_per_epoch or data.num_train // config.batch_size
-    model = build_vae(config, data.image_shape, total_steps=config.epochs * steps_per_epoch)
+    with strategy.scope():
+        model = build_vae(config, data.image_shape,
+                          total_steps=config.epochs * steps_per_epoch)
     train_ds = make_batches(data, config, training=True)
     test_ds = make_batches(data, config, training=False)
     monitor_n = callbacks_lib.num_monitor_test_images(config.grid_size)
     monitor_images = next(iter(make_batches(data, config.replace(batch_size=monitor_n),
                                             training=False))).numpy()
 
-    os.makedirs(run_dir, exist_ok=True)
-    if not resuming:
+    os.makedirs(write_dir, exist_ok=True)
+    if not resuming and write_dir == run_dir:
         _write_text(os.path.join(run_dir, "config.json"), config.to_json() + "\n")
     logging.info("%s run %s", "Resuming" if resuming else "Starting", run_dir)
 
-    callbacks, nan_guard = callbacks_lib.make_callbacks(config, run_dir, monitor_images)
+    callbacks, nan_guard = callbacks_lib.make_callbacks(config, run_dir, monitor_images,
+                                                        write_dir)
     history = model.fit(train_ds, epochs=config.epochs,
                         steps_per_epoch=config.steps_per_epoch or None,
                         validation_data=test_ds, validation_steps=config.eval_steps or None,
@@ -138,8 +161,8 @@ def run(config: Config, dataset_override: datasets.ImageData = None) -> dict:
             f"Training stopped: the loss became NaN or infinite at epoch {epoch}, step {step}. "
             f"Lower --learning_rate (now {config.learning_rate}) or raise --recon_scale; "
             f"checkpoints up to the last finished epoch are in {run_dir}/checkpoints.")
-    export.export_saved_model(model, os.path.join(run_dir, SAVED_MODEL))
-    logging.info("Exported %s", os.path.join(run_dir, SAVED_MODEL))
+    export.export_saved_model(model, os.path.join(write_dir, SAVED_MODEL))
+    logging.info("Exported %s", os.path.join(write_dir, SAVED_MODEL))
     final = {name: float(values[-1]) for name, values in history.history.items() if values}
     return {"run_dir": run_dir, "resumed": resuming, **final}
 
