@@ -105,7 +105,8 @@ def test_multi_worker_run_writes_one_set_of_outputs_and_resumes(tmp_path):
     assert not [name for name in set(os.listdir(tmp_path)) - killed_leftovers
                 if name.startswith("vae_tf_worker")]
     assert sorted(os.listdir(run_dir)) == ["checkpoints", "config.json", "images",
-                                           "metrics.csv", "saved_model"]
+                                           "metrics.csv", "report.html", "saved_model",
+                                           "tensorboard"]
     assert sorted(os.listdir(run_dir / "checkpoints")) == [
         f"epoch_{e:04d}.weights.h5" for e in range(1, 5)]
     assert train.is_finished(str(run_dir))

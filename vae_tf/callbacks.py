@@ -218,8 +218,11 @@ def make_callbacks(config: Config, run_dir: str, test_images: np.ndarray,
                           test_images[:num_grid_test_images(config.grid_size)],
                           latent_codes, config.grid_size,
                           tensorboard_dir=os.path.join(write_dir, "tensorboard")),
-        ReportCallback(write_dir),
-        SamplesGifCallback(os.path.join(write_dir, "images")),
         nan_guard,
     ]
+    if write_dir == run_dir:
+        # The report and the GIF are made from the run directory's own files
+        # (config.json, metrics.csv, grids), which only the chief writes.
+        callbacks[-1:-1] = [ReportCallback(run_dir),
+                            SamplesGifCallback(os.path.join(run_dir, "images"))]
     return callbacks, nan_guard
