@@ -184,15 +184,20 @@ def build_vae(config: Config, image_shape, total_steps: int = None) -> VAE:
     `total_steps`, the run's number of training steps, sets the cyclical KL schedule.
     Call it inside `strategy.scope()` to train under tf.distribute.
     """
-    # Layers take the global dtype policy when they are created; restoring it
-    # afterwards leaves other models made in this process unaffected.
-    previous = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy(config.precision)
-    try:
-        model_class = Autoencoder if config.model == "ae" else VAE
+    model_class = Autoencoder if config.model == "ae" else VAE
+    if config.precision == "float32":
+        # Keras' default policy: leave the caller's in force (the gradient check
+        # builds in float64).
         model = model_class(config, image_shape, total_steps=total_steps)
-    finally:
-        keras.mixed_precision.set_global_policy(previous)
+    else:
+        # Layers take the global dtype policy when they are created; restoring it
+        # afterwards leaves other models made in this process unaffected.
+        previous = keras.mixed_precision.global_policy()
+        keras.mixed_precision.set_global_policy(config.precision)
+        try:
+            model = model_class(config, image_shape, total_steps=total_steps)
+        finally:
+            keras.mixed_precision.set_global_policy(previous)
     # Under mixed_float16, compile wraps the optimizer in a LossScaleOptimizer.
     model.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
                   jit_compile=config.jit_compile)
