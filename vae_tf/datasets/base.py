@@ -4,7 +4,7 @@ import dataclasses
 import os
 import socket
 import threading
-from typing import Callable, Sequence, Tuple
+from typing import Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -85,7 +85,7 @@ def prepared_tfds_builder(name: str, searched: Sequence[str], help_text: str,
 
 
 def load_from_tfds(name: str, searched: Sequence[str], help_text: str,
-                   to_arrays: Callable = None, data_dir: str = None):
+                   data_dir: str = None):
     """Loads a tensorflow-datasets dataset as uint8 arrays, or raises a UserError.
 
     A prepared copy under TFDS_DATA_DIR (or ~/tensorflow_datasets, or `data_dir`)
