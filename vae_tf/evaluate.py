@@ -23,10 +23,9 @@ import numpy as np
 from absl import flags, logging
 
 from vae_tf import rundir
+from vae_tf.callbacks import ACTIVE_UNITS_THRESHOLD, active_units
 
 FLAGS = flags.FLAGS
-# Burda et al. (2015): a latent unit is active when Cov_x(E_q[z_u]) exceeds this.
-ACTIVE_UNIT_THRESHOLD = 0.01
 _LOG_2PI = math.log(2.0 * math.pi)
 
 
@@ -163,8 +162,9 @@ def evaluate(run, num_samples: int = 1000, num_images: int = 0, seed: int = 0,
     recon = run.reconstruct(images)
     results["mse"] = float(np.mean(np.square(recon.astype(np.float64) - images)))
     results["latent_dim"] = run.latent_dim
-    results["active_units"] = int(np.sum(np.var(mean, axis=0) > ACTIVE_UNIT_THRESHOLD))
-    results["active_unit_threshold"] = ACTIVE_UNIT_THRESHOLD
+    # The same count as training's CollapseMonitor (Burda et al. 2015).
+    results["active_units"] = active_units(mean)
+    results["active_unit_threshold"] = ACTIVE_UNITS_THRESHOLD
     results["seconds"] = round(time.perf_counter() - start, 1)
     return results
 
