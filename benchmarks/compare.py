@@ -9,6 +9,8 @@ each as its own process with the same protocol: 5 untimed steps, then --steps ti
 steps of the plain conv VAE (channels 32,64,128,256, kernel 4, latent 128, ReLU,
 Bernoulli likelihood, Adam 1e-3) at --size x --size x 3, batch --batch. Prints each
 one's median images/s over the rounds, its spread, and the project's ratio to it.
+A fourth contestant, "network_only" (throughput.py --network_only), is the ceiling
+set by TensorFlow's kernels: the network's forward pass and weight gradients alone.
 
 PyTorch belongs in its own virtual environment (not a project dependency):
     python -m venv .venv-torch && .venv-torch/bin/pip install torch==2.13.0
@@ -36,7 +38,7 @@ def commands(a):
                "--repeats=1", "--pipeline_batches=0", *shlex.split(a.project_flags)]
     ref = ["--size", str(a.size), "--channels", a.channels, "--latent", str(a.latent),
            "--batch", str(a.batch), "--steps", str(a.steps)]
-    found = {"project": project}
+    found = {"project": project, "network_only": [*project, "--network_only"]}
     if a.torch_python:
         found["pytorch"] = [a.torch_python, os.path.join(a.bench_dir, "torch_ref.py"), *ref]
     found["keras"] = [sys.executable, os.path.join(a.bench_dir, "keras_ref.py"), *ref]
@@ -85,22 +87,15 @@ def main():
 
     contestants = commands(a)
     names = list(contestants)
-    rates = {name: [] for name in names}
-    ratios = {name: [] for name in names}  # project / this, within each round
+    rounds = []  # {name: images/s} of each round; a failed run leaves its name out
     for r in range(a.repeats):
         # Rotate the order so that no contestant always runs first (or after the same one).
         order = names[r % len(names):] + names[:r % len(names)]
-        for name in order:
-            rate = run_once(contestants[name], a.timeout, a.log)
-            if rate is not None:
-                rates[name].append(rate)
-        if len(rates["project"]) == r + 1:
-            for name in names:
-                if len(rates[name]) == r + 1:
-                    ratios[name].append(rates["project"][-1] / rates[name][-1])
-        load = os.getloadavg()[0]
-        print(f"round {r + 1}/{a.repeats} (load {load:.1f}): " + ", ".join(
-            f"{n} {rates[n][-1]:.1f}" if rates[n] else f"{n} -" for n in names), flush=True)
+        found = {name: run_once(contestants[name], a.timeout, a.log) for name in order}
+        rounds.append({name: rate for name, rate in found.items() if rate is not None})
+        print(f"round {r + 1}/{a.repeats} (load {os.getloadavg()[0]:.1f}): " + ", ".join(
+            f"{n} {rounds[-1][n]:.1f}" if n in rounds[-1] else f"{n} -" for n in names),
+            flush=True)
 
     print(f"\nimages/s, batch {a.batch}, {a.size}x{a.size}x3, channels {a.channels}, "
           f"latent {a.latent}; median of {a.repeats} interleaved runs of {a.steps} steps "
@@ -110,16 +105,30 @@ def main():
     width = max(len(n) for n in names)
     print(f"{'':{width}} {'median':>8} {'min':>8} {'max':>8} {'project/this':>13} "
           f"{'per round':>10}")
-    project = statistics.median(rates["project"]) if rates["project"] else float("nan")
     for name in names:
-        if not rates[name]:
+        ratio, paired = ratios(rounds, "project", name)
+        rates = [found[name] for found in rounds if name in found]
+        if not rates:
             print(f"{name:{width}} {'failed':>8}")
             continue
-        median = statistics.median(rates[name])
-        paired = statistics.median(ratios[name]) if ratios[name] else float("nan")
-        print(f"{name:{width}} {median:8.1f} {min(rates[name]):8.1f} {max(rates[name]):8.1f} "
-              f"{project / median:13.2f} {paired:10.2f}")
+        print(f"{name:{width}} {statistics.median(rates):8.1f} {min(rates):8.1f} "
+              f"{max(rates):8.1f} {ratio:13.2f} {paired:10.2f}")
+    if "pytorch" in names:
+        ratio, paired = ratios(rounds, "network_only", "pytorch")
+        print(f"network_only/pytorch: {ratio:.2f} (per round {paired:.2f}), the most "
+              "that a training step on TensorFlow's kernels could reach against PyTorch")
 
+
+def ratios(rounds, numerator, denominator):
+    """The ratio of the two contestants' medians, and the median of their per-round
+    ratios (rounds where both ran); NaN where there is nothing to divide."""
+    top = [found[numerator] for found in rounds if numerator in found]
+    bottom = [found[denominator] for found in rounds if denominator in found]
+    paired = [found[numerator] / found[denominator] for found in rounds
+              if numerator in found and denominator in found]
+    if not (top and bottom and paired):
+        return float("nan"), float("nan")
+    return (statistics.median(top) / statistics.median(bottom), statistics.median(paired))
 
 if __name__ == "__main__":
     main()

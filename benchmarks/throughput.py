@@ -11,6 +11,10 @@ count; after --warmup_steps, each of --repeats epochs of --steps steps is timed 
 the median is printed. With the flags of the first command it is the same network
 as those references. The input pipeline (the --dataset's loader and
 `make_batches`, cast included) is timed on its own afterwards.
+
+--network_only times the encoder's and decoder's forward pass and weight gradients
+alone, without the loss, the optimizer or `fit`: the ceiling for any training step
+of this network on TensorFlow's kernels.
 """
 
 import os
@@ -38,6 +42,10 @@ def define_benchmark_flags():
     flags.DEFINE_integer("repeats", 5, "Timed repeats; the median is reported.", lower_bound=1)
     flags.DEFINE_integer("pipeline_batches", 50, "Batches read to time the input pipeline; "
                          "0 skips it.", lower_bound=0)
+    flags.DEFINE_bool("network_only", False, "Time only the encoder's and decoder's forward "
+                      "pass and weight gradients (no loss, no optimizer, no fit loop): the "
+                      "ceiling that TensorFlow's kernels put on any training step of this "
+                      "network.")
 
 
 def time_training_step(config, image_shape):
@@ -86,6 +94,35 @@ def time_training_step(config, image_shape):
     return [FLAGS.steps * config.batch_size / s for s in timer.seconds]
 
 
+def time_network_only(config, image_shape):
+    """Images/s of each repeat of the networks' forward pass and weight gradients."""
+    import tensorflow as tf
+
+    from vae_tf import networks
+
+    encoder = networks.build_encoder(config, image_shape)
+    decoder = networks.build_decoder(config, image_shape)
+    weights = encoder.trainable_variables + decoder.trainable_variables
+    images = tf.random.uniform((config.batch_size, *image_shape), seed=config.seed)
+
+    @tf.function
+    def gradients(x):
+        with tf.GradientTape() as tape:
+            total = tf.reduce_sum(decoder(encoder(x)[:, :config.latent_dim]))
+        return tape.gradient(total, weights)
+
+    for _ in range(FLAGS.warmup_steps):
+        gradients(images)
+    rates = []
+    for _ in range(FLAGS.repeats):
+        start = time.perf_counter()
+        for _ in range(FLAGS.steps):
+            result = gradients(images)
+        result[0].numpy()  # waits for the last step
+        rates.append(FLAGS.steps * config.batch_size / (time.perf_counter() - start))
+    return rates
+
+
 def time_input_pipeline(config):
     """Images/s of the --dataset's training batches as `train.run` reads them."""
     from vae_tf import datasets
@@ -120,12 +157,15 @@ def main(argv):
           f"batch {config.batch_size}, precision {config.precision}, "
           f"jit_compile {config.jit_compile}, strategy {config.strategy}; "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-    rates = time_training_step(config, image_shape)
-    print("train_step images_per_s per repeat: " + " ".join(f"{r:.1f}" for r in rates))
-    print(f"train_step images_per_s={statistics.median(rates):.1f} "
+    if FLAGS.network_only:
+        what, rates = "network_only", time_network_only(config, image_shape)
+    else:
+        what, rates = "train_step", time_training_step(config, image_shape)
+    print(f"{what} images_per_s per repeat: " + " ".join(f"{r:.1f}" for r in rates))
+    print(f"{what} images_per_s={statistics.median(rates):.1f} "
           f"(median of {len(rates)} x {FLAGS.steps} steps; min {min(rates):.1f}, "
           f"max {max(rates):.1f})")
-    if FLAGS.pipeline_batches:
+    if FLAGS.pipeline_batches and not FLAGS.network_only:
         try:
             rate, source = time_input_pipeline(config)
             print(f"input_pipeline images_per_s={rate:.1f} ({source}, batch {config.batch_size})")

@@ -32,6 +32,7 @@ from absl import logging
 from tqdm import tqdm  # a tensorflow-datasets dependency
 
 from vae_tf.datasets.base import ImageData
+from vae_tf.datasets.pipeline import PARALLEL_CALLS
 from vae_tf.datasets.preprocess import BadImage, Transform, decode
 from vae_tf.errors import UserError
 
@@ -74,7 +75,7 @@ class ImageCache:
                                               num_parallel_reads=min(len(files), 4))
         ds = ds.map(lambda record: (tf.reshape(tf.io.decode_raw(record, tf.uint8), shape),
                                     tf.constant(-1, tf.int64)),
-                    num_parallel_calls=tf.data.AUTOTUNE)
+                    num_parallel_calls=PARALLEL_CALLS)
         # A known length lets Keras show steps per epoch and size the shuffle buffer.
         return ds.apply(tf.data.experimental.assert_cardinality(self.count(split)))
 

@@ -2,7 +2,17 @@
 
 Batching comes before the cast and the binarization so that those run once per
 batch rather than once per image.
+
+tf.data's autotuner is turned off. Destroying an iterator joins the autotuner's
+model thread, and in TF 2.21 that thread was seen to return only at its next
+wake-up: every finished pass over a dataset (each epoch's validation, the end of
+`fit`) waited up to about 5 s for it, 2 s per epoch in a short MNIST run, and a
+timed `fit` came out at about half speed. The work left here is a cast and a
+comparison per batch, for which fixed parallelism and two batches of prefetch are
+plenty (benchmarks/celeba_pipeline.py).
 """
+
+import os
 
 import tensorflow as tf
 
@@ -13,6 +23,15 @@ from vae_tf.datasets.base import ImageData
 # different runs are computed on the same binary images.
 TEST_BINARIZATION_SEED = 12345
 _SHUFFLE_BUFFER = 60_000
+PARALLEL_CALLS = os.cpu_count() or 1
+PREFETCH_BATCHES = 2
+
+
+def fixed_options() -> tf.data.Options:
+    """Options of every pipeline here: no autotuner (see the module docstring)."""
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return options
 
 
 def make_batches(data: ImageData, config: Config, training: bool,
@@ -29,13 +48,13 @@ def make_batches(data: ImageData, config: Config, training: bool,
     # keeps its last partial batch so every test image counts.
     ds = ds.batch(config.batch_size, drop_remainder=training)
     ds = ds.map(lambda images, labels: (tf.cast(images, tf.float32) / 255.0, labels),
-                num_parallel_calls=tf.data.AUTOTUNE)
+                num_parallel_calls=PARALLEL_CALLS)
     if config.binarize == "dynamic":
         ds = _binarize(ds, seed=config.seed if training else TEST_BINARIZATION_SEED,
                        fresh_each_epoch=training)
     if not with_labels:
         ds = ds.map(lambda images, labels: images)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    return ds.prefetch(PREFETCH_BATCHES).with_options(fixed_options())
 
 
 def _binarize(ds: tf.data.Dataset, seed: int, fresh_each_epoch: bool) -> tf.data.Dataset:
@@ -51,4 +70,4 @@ def _binarize(ds: tf.data.Dataset, seed: int, fresh_each_epoch: bool) -> tf.data
     return tf.data.Dataset.zip((ds, seeds)).map(
         lambda batch, s: (tf.cast(tf.random.stateless_uniform(tf.shape(batch[0]), seed=s)
                                   < batch[0], tf.float32), batch[1]),
-        num_parallel_calls=tf.data.AUTOTUNE)
+        num_parallel_calls=PARALLEL_CALLS)
