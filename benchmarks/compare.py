@@ -130,5 +130,6 @@ def ratios(rounds, numerator, denominator):
         return float("nan"), float("nan")
     return (statistics.median(top) / statistics.median(bottom), statistics.median(paired))
 
+
 if __name__ == "__main__":
     main()
