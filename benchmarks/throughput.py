@@ -55,6 +55,7 @@ def time_training_step(config, image_shape):
     import tensorflow as tf
 
     from vae_tf import distribute
+    from vae_tf.datasets.pipeline import PREFETCH_BATCHES, fixed_options
     from vae_tf.model import build_vae
 
     strategy = distribute.make_strategy(config.strategy)
@@ -64,7 +65,8 @@ def time_training_step(config, image_shape):
     images = np.random.default_rng(0).random((8 * config.batch_size, *image_shape),
                                              dtype=np.float32)
     ds = (tf.data.Dataset.from_tensor_slices(images).repeat()
-          .batch(config.batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE))
+          .batch(config.batch_size, drop_remainder=True).prefetch(PREFETCH_BATCHES)
+          .with_options(fixed_options()))  # the training pipeline's settings
 
     class EpochTimes(keras.callbacks.Callback):
         """Wall seconds of each epoch, and the process's CPU seconds and minor page
