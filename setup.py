@@ -24,6 +24,9 @@ setup(
         "tensorboard>=2.20",
     ],
     extras_require={"test": ["pytest>=8"]},
-    entry_points={"console_scripts": ["vae-tf-train=vae_tf.train:console_main",
-                                      "vae-tf-report=vae_tf.report:console_main"]},
+    # `vae-tf <command>` and one `vae-tf-<command>` script per command (vae_tf/cli.py).
+    entry_points={"console_scripts": ["vae-tf=vae_tf.cli:dispatch"] + [
+        f"vae-tf-{name}=vae_tf.{name}:console_main"
+        for name in ("train", "evaluate", "sample", "reconstruct", "interpolate", "traverse",
+                     "scatter", "manifold", "animate", "report", "gradcheck")]},
 )

@@ -6,7 +6,10 @@ import sys
 
 import pytest
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from vae_tf.cli import set_tensorflow_defaults  # noqa: E402  (imports no TensorFlow)
+
+# Before any test imports TensorFlow: the same environment as the commands.
+set_tensorflow_defaults()
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_DATA = os.path.join(os.path.dirname(REPO), "shared", "data")

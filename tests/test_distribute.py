@@ -11,7 +11,7 @@ import sys
 import time
 
 from conftest import REPO
-from vae_tf import train
+from vae_tf import rundir, train
 
 
 def test_mirrored_update_equals_the_single_device_update():
@@ -84,7 +84,7 @@ def test_multi_worker_run_writes_one_set_of_outputs_and_resumes(tmp_path):
             p.kill()
             p.wait()
     assert _rows(run_dir), logs(1)
-    assert not train.is_finished(str(run_dir))
+    assert not rundir.RunDir(str(run_dir)).is_finished()
     done_before = len(_rows(run_dir))
     killed_leftovers = set(os.listdir(tmp_path))
 
@@ -109,5 +109,5 @@ def test_multi_worker_run_writes_one_set_of_outputs_and_resumes(tmp_path):
                                            "tensorboard"]
     assert sorted(os.listdir(run_dir / "checkpoints")) == [
         f"epoch_{e:04d}.weights.h5" for e in range(1, 5)]
-    assert train.is_finished(str(run_dir))
+    assert rundir.RunDir(str(run_dir)).is_finished()
     assert json.load(open(run_dir / "config.json"))["strategy"] == "multi_worker"

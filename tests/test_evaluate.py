@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from conftest import error_line, run_module, tiny_config
-from vae_tf import evaluate, rundir, train
+from vae_tf import evaluate, train
+from vae_tf.trained import TrainedRun
 
 
 @pytest.fixture(scope="module")
@@ -22,8 +23,8 @@ def binarized_run(tmp_path_factory):
 
 
 def test_iwae_bound_is_below_the_elbo_and_tightens_with_k(binarized_run):
-    run = rundir.Run(binarized_run)
-    results = {k: evaluate.evaluate(run, num_samples=k, num_images=64, batch_size=2000)
+    run = TrainedRun(binarized_run)
+    results = {k: evaluate.evaluate(run, num_samples=k, num_images=64, decoder_batch_size=2000)
                for k in (1, 10, 100)}
     elbo = results[100]["neg_elbo"]
     nll = {k: r["nll_iwae"] for k, r in results.items()}
@@ -42,13 +43,13 @@ def test_iwae_bound_is_below_the_elbo_and_tightens_with_k(binarized_run):
 
 
 def test_batching_does_not_change_the_figures(binarized_run):
-    """K larger than --batch_size splits one image's samples over several decoder
+    """K larger than --decoder_batch_size splits one image's samples over several decoder
     calls; several images per call is the other case. Same samples, same figures."""
-    run = rundir.Run(binarized_run)
+    run = TrainedRun(binarized_run)
     images = run.test_images(5)
     mean, logvar = run.encode(images)
-    split = evaluate.importance_bounds(run, images, mean, logvar, 300, batch_size=128)
-    grouped = evaluate.importance_bounds(run, images, mean, logvar, 300, batch_size=900)
+    split = evaluate.importance_bounds(run, images, mean, logvar, 300, decoder_batch_size=128)
+    grouped = evaluate.importance_bounds(run, images, mean, logvar, 300, decoder_batch_size=900)
     assert split[0].shape == split[1].shape == (5,)
     for a, b in zip(split, grouped):
         np.testing.assert_allclose(a, b, rtol=1e-5)
@@ -88,7 +89,7 @@ def test_autoencoder_baseline(tmp_path):
     result = train.run(config)
     assert result["val_kl"] == 0.0
     assert result["val_loss"] == pytest.approx(result["val_reconstruction"])
-    run = rundir.Run(result["run_dir"])
+    run = TrainedRun(result["run_dir"])
     images = run.test_images(8)
     mean, logvar = run.encode(images)
     np.testing.assert_array_equal(logvar, np.full_like(logvar, -30.0))  # a point mass

@@ -10,7 +10,8 @@ import pytest
 from PIL import Image
 
 from conftest import error_line, run_module, tiny_config
-from vae_tf import latent, manifold, rundir, train
+from vae_tf import latent, pictures, train
+from vae_tf.trained import TrainedRun
 from vae_tf.errors import UserError
 
 PAD, SIDE = 2, 28  # images.make_grid's padding; the synthetic images' side
@@ -60,7 +61,7 @@ def test_reconstruct_shows_test_image_n_beside_its_reconstruction(moved_run):
     assert png.shape[::-1] == _png_size(2, cols=2)
     factor = png.shape[0] // (SIDE + 2 * PAD)
     original = png[PAD * factor:(PAD + SIDE) * factor:factor, PAD * factor:(PAD + SIDE) * factor:factor]
-    expected = rundir.Run(str(moved_run)).test_images(6)[5, ..., 0]
+    expected = TrainedRun(str(moved_run)).test_images(6)[5, ..., 0]
     np.testing.assert_array_equal(original, np.round(expected * 255))
 
     _command("reconstruct", moved_run, "--index=0:6")
@@ -135,4 +136,4 @@ def test_code_helpers():
 
 def test_manifold_needs_two_latent_dimensions():
     with pytest.raises(UserError, match="latent_dim=3"):
-        manifold.manifold_grid(types.SimpleNamespace(latent_dim=3), 4)
+        pictures.manifold(types.SimpleNamespace(latent_dim=3), 4)

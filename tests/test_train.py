@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from conftest import REPO, run_module, tiny_config
-from vae_tf import train
+from vae_tf import rundir, train
 from vae_tf.config import Config
 from vae_tf.datasets.base import ImageData
 from vae_tf.errors import UserError
@@ -74,7 +74,7 @@ def test_killed_run_resumes_and_keeps_what_it_wrote(tmp_path):
         proc.wait()
     done_before = len(_rows(run_dir))
     first_grid = (run_dir / "images" / "recon_epoch_0001.png").read_bytes()
-    assert not train.is_finished(str(run_dir))
+    assert not rundir.RunDir(str(run_dir)).is_finished()
 
     result = run_module("vae_tf.train", *args)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -84,7 +84,7 @@ def test_killed_run_resumes_and_keeps_what_it_wrote(tmp_path):
     assert epochs[:done_before] == list(range(done_before))
     assert sorted(set(epochs)) == list(range(8))
     assert (run_dir / "images" / "recon_epoch_0001.png").read_bytes() == first_grid
-    assert train.is_finished(str(run_dir))
+    assert rundir.RunDir(str(run_dir)).is_finished()
 
 
 def test_nan_loss_stops_with_a_clear_message(tmp_path):
@@ -93,5 +93,5 @@ def test_nan_loss_stops_with_a_clear_message(tmp_path):
     config = tiny_config(output_dir=str(tmp_path), run_name="nan")
     with pytest.raises(train.TrainingFailed, match="NaN or infinite at epoch 1, step 1"):
         train.run(config, dataset_override=data)
-    assert not train.is_finished(str(tmp_path / "nan"))
+    assert not rundir.RunDir(str(tmp_path / "nan")).is_finished()
     assert json.load(open(tmp_path / "nan" / "config.json"))["run_name"] == "nan"

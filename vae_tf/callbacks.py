@@ -2,7 +2,6 @@
 report, and the factory that assembles them with Keras' own checkpointing, resume,
 CSV and TensorBoard logging."""
 
-import math
 import os
 
 import keras
@@ -10,63 +9,71 @@ import numpy as np
 import tensorflow as tf
 
 from vae_tf import images as image_utils
-from vae_tf import report
-from vae_tf import latent
+from vae_tf import latent, pictures, report, rundir
 from vae_tf.config import Config
 
-# Active units (Burda et al. 2016) are counted on this many test images ...
+# Active units (Burda et al. 2016) are counted on this many fixed test images.
 ACTIVE_UNITS_IMAGES = 1000
-# ... as the latent dimensions whose posterior mean varies across them by more than this.
-ACTIVE_UNITS_THRESHOLD = 0.01
-# Latent values swept by the traversal grid, in prior standard deviations.
-TRAVERSAL_VALUES = np.linspace(-3.0, 3.0, 9, dtype=np.float32)
+
+
+class _ArrayModel:
+    """The Keras model seen through numpy, as `vae_tf.pictures` takes a model.
+
+    Direct calls, not predict_on_batch: under MultiWorkerMirroredStrategy predict
+    gathers every worker's batch into one.
+    """
+
+    def __init__(self, model):
+        self.model = model
+        self.latent_dim = model.latent_dim
+
+    def encode(self, images):
+        mean, logvar = self.model.encode(images)
+        return np.asarray(mean), np.asarray(logvar)
+
+    def decode(self, z):
+        return np.asarray(self.model.decode(z))
+
+    def reconstruct(self, images):
+        return np.asarray(self.model(images, training=False))
 
 
 class ImageGridCallback(keras.callbacks.Callback):
-    """Saves, after every epoch, into `<run>/images/`:
+    """Saves after every epoch the grids of `rundir.GRID_KINDS` (see rundir.RunDir.grid):
 
-    recon_epoch_NNNN.png      test images beside their deterministic reconstructions
-    samples_epoch_NNNN.png    decoder means at a fixed set of latent codes z ~ N(0, I)
-    traversal_epoch_NNNN.png  one row per latent dimension: that dimension swept over
-                              TRAVERSAL_VALUES at the first test image's mean code
+    recon      test images beside their deterministic reconstructions
+    samples    decoder means at a fixed set of latent codes z ~ N(0, I)
+    traversal  one row per latent dimension: that dimension swept over
+               latent.traversal_values() at the first test image's mean code
 
     and, when `tensorboard_dir` is given, the same grids as TensorBoard images there.
     """
 
-    def __init__(self, image_dir: str, test_images: np.ndarray, latent_codes: np.ndarray,
+    def __init__(self, run_dir: rundir.RunDir, test_images: np.ndarray, seed: int,
                  grid_size: int, tensorboard_dir: str = None):
         super().__init__()
-        self.image_dir = image_dir
+        self.run_dir = run_dir
         self.test_images = test_images
-        self.latent_codes = latent_codes
+        self.seed = seed
         self.grid_size = grid_size
         self.tensorboard_dir = tensorboard_dir
         self._writer = None
 
     def on_epoch_end(self, epoch, logs=None):
-        tag = f"epoch_{epoch + 1:04d}"
-        # A direct call, not predict_on_batch: under MultiWorkerMirroredStrategy
-        # predict gathers every worker's batch into one.
-        recon = self.model(self.test_images, training=False)
-        pairs = image_utils.interleave(self.test_images, np.asarray(recon))
-        samples = np.asarray(self.model.decode(self.latent_codes))
+        model = _ArrayModel(self.model)
+        pairs = pictures.reconstruction_pairs(model, self.test_images)
+        # The same codes every epoch, so the grids show the decoder learn.
+        samples = pictures.samples(model, self.grid_size ** 2, seed=self.seed)
+        traversal = pictures.traversal(model, self.test_images[0])
         grids = {
             "recon": image_utils.make_grid(pairs, cols=2 * _pairs_per_row(self.grid_size)),
             "samples": image_utils.make_grid(samples, cols=self.grid_size),
-            "traversal": image_utils.make_grid(self._traversal(), cols=len(TRAVERSAL_VALUES)),
+            "traversal": image_utils.make_grid(traversal, cols=latent.TRAVERSAL_STEPS),
         }
         for kind, grid in grids.items():
-            image_utils.save_png(os.path.join(self.image_dir, f"{kind}_{tag}.png"), grid)
+            image_utils.save_png(self.run_dir.grid(kind, epoch + 1), grid)
         if self.tensorboard_dir:
             self._write_tensorboard(grids, epoch)
-
-    def _traversal(self) -> np.ndarray:
-        mean, _ = self.model.encode(self.test_images[:1])
-        codes = np.repeat(np.asarray(mean), self.model.latent_dim * len(TRAVERSAL_VALUES), axis=0)
-        for dim in range(self.model.latent_dim):
-            rows = slice(dim * len(TRAVERSAL_VALUES), (dim + 1) * len(TRAVERSAL_VALUES))
-            codes[rows, dim] = TRAVERSAL_VALUES
-        return np.asarray(self.model.decode(codes))
 
     def _write_tensorboard(self, grids: dict, epoch: int):
         # Keras' TensorBoard callback counts epochs from 0; the images use the same steps.
@@ -89,8 +96,8 @@ class CollapseMonitor(keras.callbacks.Callback):
 
     step          optimizer steps taken so far (the x axis of the report's curves)
     active_units  latent dimensions whose posterior mean varies across a fixed set
-                  of test images by more than ACTIVE_UNITS_THRESHOLD (Burda et al.
-                  2016); posterior collapse shows as this count falling
+                  of test images by more than latent.ACTIVE_UNITS_THRESHOLD (Burda
+                  et al. 2016); posterior collapse shows as this count falling
     """
 
     def __init__(self, test_images: np.ndarray, batch_size: int):
@@ -103,44 +110,38 @@ class CollapseMonitor(keras.callbacks.Callback):
             return
         means = [np.asarray(self.model.encode(self.test_images[i:i + self.batch_size])[0])
                  for i in range(0, len(self.test_images), self.batch_size)]
-        logs["active_units"] = active_units(np.concatenate(means))
+        logs["active_units"] = latent.active_units(np.concatenate(means))
         logs["step"] = int(self.model.optimizer.iterations.numpy())
-
-
-def active_units(posterior_means: np.ndarray) -> int:
-    """How many columns of [N, latent] posterior means have a variance over N above
-    ACTIVE_UNITS_THRESHOLD."""
-    return int(np.sum(np.var(posterior_means.astype(np.float64), axis=0) > ACTIVE_UNITS_THRESHOLD))
 
 
 class ReportCallback(keras.callbacks.Callback):
     """Rewrites `<run>/report.html` after every epoch, once the other callbacks have
     written that epoch's metrics and grids."""
 
-    def __init__(self, run_dir: str):
+    def __init__(self, run_dir: rundir.RunDir):
         super().__init__()
         self.run_dir = run_dir
 
     def on_epoch_end(self, epoch, logs=None):
-        report.write_report(self.run_dir)
+        report.write_report(self.run_dir.path)
 
 
 class SamplesGifCallback(keras.callbacks.Callback):
     """When training ends, animates the epochs' samples grids into images/samples.gif
     (the grids show the same codes each epoch, so the GIF shows the decoder learn)."""
 
-    def __init__(self, image_dir: str):
+    def __init__(self, run_dir: rundir.RunDir):
         super().__init__()
-        self.image_dir = image_dir
+        self.run_dir = run_dir
 
     def on_train_end(self, logs=None):
-        frames = latent.epoch_sample_grids(self.image_dir)
+        frames = self.run_dir.grids("samples")
         if frames:
-            latent.save_gif(os.path.join(self.image_dir, latent.SAMPLES_GIF), frames)
+            latent.save_gif(self.run_dir.samples_gif, frames)
 
 
-class NanGuard(keras.callbacks.Callback):
-    """Stops training at the first non-finite loss and remembers where it happened,
+class StopOnNaN(keras.callbacks.TerminateOnNaN):
+    """Keras' TerminateOnNaN that also remembers where the loss became non-finite,
     so that `train.run` can fail with a clear message instead of exporting garbage."""
 
     def __init__(self):
@@ -151,11 +152,10 @@ class NanGuard(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
 
-    def on_train_batch_end(self, batch, logs=None):
-        loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(float(loss)):
+    def on_batch_end(self, batch, logs=None):
+        super().on_batch_end(batch, logs)
+        if self.model.stop_training and self.failed_at is None:
             self.failed_at = (self.epoch + 1, batch + 1)
-            self.model.stop_training = True
 
 
 def _pairs_per_row(grid_size: int) -> int:
@@ -186,8 +186,8 @@ class RestoreOnly(keras.callbacks.BackupAndRestore):
         pass
 
 
-def make_callbacks(config: Config, run_dir: str, test_images: np.ndarray,
-                   write_dir: str = None):
+def make_callbacks(config: Config, run_dir: rundir.RunDir, test_images: np.ndarray,
+                   write_dir: rundir.RunDir = None):
     """The callbacks of a training run, all writing under `run_dir`.
 
     `test_images` is a fixed set of test images (num_monitor_test_images of them):
@@ -200,29 +200,25 @@ def make_callbacks(config: Config, run_dir: str, test_images: np.ndarray,
     the report comes after every callback that writes what it shows.
     Non-chief workers of a multi-worker run pass a temporary `write_dir` for their
     copies of the files and resume from the chief's backup in `run_dir`.
+    Returns (callbacks, the StopOnNaN among them).
     """
-    rng = np.random.default_rng(config.seed)
-    latent_codes = rng.standard_normal((config.grid_size ** 2, config.latent_dim)).astype(np.float32)
-    nan_guard = NanGuard()
+    nan_guard = StopOnNaN()
     write_dir = write_dir or run_dir
-    backup = (keras.callbacks.BackupAndRestore if write_dir == run_dir else RestoreOnly)
+    chief = write_dir.path == run_dir.path
+    backup = keras.callbacks.BackupAndRestore if chief else RestoreOnly
     callbacks = [
-        backup(os.path.join(run_dir, "backup")),
-        keras.callbacks.ModelCheckpoint(
-            os.path.join(write_dir, "checkpoints", "epoch_{epoch:04d}.weights.h5"),
-            save_weights_only=True),
+        backup(run_dir.backup_dir),
+        keras.callbacks.ModelCheckpoint(write_dir.checkpoint_pattern(), save_weights_only=True),
         CollapseMonitor(test_images, config.batch_size),
-        keras.callbacks.CSVLogger(os.path.join(write_dir, "metrics.csv"), append=True),
-        keras.callbacks.TensorBoard(os.path.join(write_dir, "tensorboard"), write_graph=False),
-        ImageGridCallback(os.path.join(write_dir, "images"),
-                          test_images[:num_grid_test_images(config.grid_size)],
-                          latent_codes, config.grid_size,
-                          tensorboard_dir=os.path.join(write_dir, "tensorboard")),
+        keras.callbacks.CSVLogger(write_dir.metrics_path, append=True),
+        keras.callbacks.TensorBoard(write_dir.tensorboard_dir, write_graph=False),
+        ImageGridCallback(write_dir, test_images[:num_grid_test_images(config.grid_size)],
+                          config.seed, config.grid_size,
+                          tensorboard_dir=write_dir.tensorboard_dir),
         nan_guard,
     ]
-    if write_dir == run_dir:
+    if chief:
         # The report and the GIF are made from the run directory's own files
         # (config.json, metrics.csv, grids), which only the chief writes.
-        callbacks[-1:-1] = [ReportCallback(run_dir),
-                            SamplesGifCallback(os.path.join(run_dir, "images"))]
+        callbacks[-1:-1] = [ReportCallback(run_dir), SamplesGifCallback(run_dir)]
     return callbacks, nan_guard

@@ -7,7 +7,7 @@ This module imports neither TensorFlow nor absl, so it is cheap to use anywhere.
 
 import dataclasses
 import json
-from typing import Any, Optional, Tuple
+from typing import Any, Tuple
 
 DATASETS = ("synthetic", "mnist", "fashion_mnist", "celeba", "frey", "folder", "cifar10")
 # Datasets read from image files: decoded, cropped and resized once into a cache.
@@ -33,36 +33,45 @@ def _field(default, help, enum=None, lower=None, upper=None):
 class Config:
     """Settings of one training run. Validated on construction."""
 
-    # Data.
+    # Data: what is read, and how it is prepared.
     dataset: str = _field("fashion_mnist", "Dataset to train on.", enum=DATASETS)
     data_dir: str = _field(
-        "", "Local folder holding the dataset's files. When empty, the usual "
-        "places are searched, then tensorflow-datasets.")
+        "", "Local folder holding the dataset's files. When empty, the usual places are "
+        "searched, then tensorflow-datasets (for a command on a trained run: the run's "
+        "own --data_dir).")
     binarize: str = _field(
         "none", "Binarization of pixel intensities: 'dynamic' resamples Bernoulli "
         "pixels each time a training image is seen and binarizes the test split "
         "once with a fixed seed (the standard MNIST likelihood benchmark).",
         enum=BINARIZE)
+    image_size: int = _field(
+        0, "Side in pixels of the square images that image-file datasets (celeba, "
+        "folder) are resized to; 0 means 64.", lower=0, upper=1024)
+    crop: int = _field(
+        0, "Side in source pixels of the centered square cut from each image of an "
+        "image-file dataset before resizing; 0 means the dataset's default (148 for "
+        "celeba, the largest centered square for folder). A box larger than an image "
+        "is shrunk to its largest centered square.", lower=0)
+    channels: int = _field(
+        0, "Color channels of an image-file dataset: 1 (grayscale) or 3 (RGB); 0 means "
+        "3 for celeba and, for folder, 1 when every image is grayscale, else 3.",
+        lower=0, upper=3)
+    cache_dir: str = _field(
+        "", "Folder for the decoded-image cache of image-file datasets (built once per "
+        "source and preprocessing); empty means $XDG_CACHE_HOME/vae_tf or ~/.cache/vae_tf.")
 
-    # Where the run writes.
+    # The run directory.
     output_dir: str = _field("outputs", "Folder under which each run gets its own directory.")
     run_name: str = _field(
         "", "Name of the run directory under --output_dir. When empty, an unfinished "
         "run with the same settings is resumed, or a new name is made from the "
         "dataset and the time.")
 
-    # Optimisation.
-    epochs: int = _field(10, "Number of training epochs (passes, or --steps_per_epoch steps each).", lower=1)
-    steps_per_epoch: int = _field(
-        0, "Training steps per epoch; 0 means one full pass over the training split.", lower=0)
-    eval_steps: int = _field(
-        0, "Test batches evaluated after each epoch; 0 means the whole test split.", lower=0)
-    batch_size: int = _field(128, "Global batch size (images per training step).", lower=1)
-    learning_rate: float = _field(1e-3, "Learning rate of the Adam optimizer.", lower=0.0)
-    seed: int = _field(0, "Seed for weights, data order, binarization and latent noise.")
-    jit_compile: bool = _field(False, "Compile the training step with XLA.")
-
-    # Architecture.
+    # The model: family, networks and latent space.
+    model: str = _field(
+        "vae", "Model family: 'vae' (variational autoencoder) or 'ae' (the deterministic "
+        "autoencoder baseline: the same encoder and decoder, the encoder's mean as the "
+        "code, no sampling and no KL term).", enum=MODELS)
     architecture: str = _field(
         "conv", "Network family: 'conv' (stride-2 convolutions mirrored by stride-2 "
         "transposed convolutions) or 'dense' (MLP, for small images).", enum=ARCHITECTURES)
@@ -76,7 +85,7 @@ class Config:
         "(the decoder mirrors them).")
     activation: str = _field("relu", "Hidden-layer activation.", enum=ACTIVATIONS)
 
-    # Objective.
+    # The likelihood p(x|z).
     recon_loss: str = _field(
         "bernoulli", "Reconstruction likelihood p(x|z): 'bernoulli' (BCE on logits), "
         "'gaussian' (squared error) or 'laplace' (absolute error).", enum=RECON_LOSSES)
@@ -86,19 +95,19 @@ class Config:
     learn_scale: str = _field(
         "none", "Learn the gaussian/laplace scale: 'shared' (one value), 'channel' "
         "(one per channel) or 'pixel' (one per pixel and channel).", enum=LEARN_SCALE)
-    kl_weight: float = _field(1.0, "Weight beta of the KL term (1 gives the ELBO).", lower=0.0)
-    kl_warmup_steps: int = _field(
-        0, "Steps of linear warm-up of the KL weight from 0 to --kl_weight, for "
-        "--kl_schedule=linear (setting this flag alone selects that schedule); 0: none.",
-        lower=0)
 
-    # KL schedules and regularizers (issue 5).
+    # The KL term: its weight, schedule and penalty.
+    kl_weight: float = _field(1.0, "Weight beta of the KL term (1 gives the ELBO).", lower=0.0)
     kl_schedule: str = _field(
         "constant", "How the KL weight moves over training steps: 'constant' "
         "(--kl_weight throughout), 'linear' (warm-up over --kl_warmup_steps) or "
         "'cyclical' (Fu et al. 2019: --kl_cycles cycles over the run, each rising "
         "from 0).",
         enum=KL_SCHEDULES)
+    kl_warmup_steps: int = _field(
+        0, "Steps of linear warm-up of the KL weight from 0 to --kl_weight, for "
+        "--kl_schedule=linear (setting this flag alone selects that schedule); 0: none.",
+        lower=0)
     kl_cycles: int = _field(
         4, "Number of cycles of --kl_schedule=cyclical over the whole run.", lower=1)
     kl_cycle_ramp: float = _field(
@@ -116,13 +125,24 @@ class Config:
         0, "Steps over which the capacity C(t) rises linearly from 0 to --kl_capacity; "
         "0 holds it at --kl_capacity from the start.", lower=0)
 
-    # Model family (issue 4).
-    model: str = _field(
-        "vae", "Model family: 'vae' (variational autoencoder) or 'ae' (the deterministic "
-        "autoencoder baseline: the same encoder and decoder, the encoder's mean as the "
-        "code, no sampling and no KL term).", enum=MODELS)
+    # Optimisation.
+    epochs: int = _field(10, "Number of training epochs (passes, or --steps_per_epoch steps each).", lower=1)
+    steps_per_epoch: int = _field(
+        0, "Training steps per epoch; 0 means one full pass over the training split.", lower=0)
+    batch_size: int = _field(128, "Global batch size (images per training step).", lower=1)
+    learning_rate: float = _field(1e-3, "Learning rate of the Adam optimizer.", lower=0.0)
+    seed: int = _field(
+        0, "Seed of every random draw: initial weights, data order, binarization and "
+        "latent noise in training; the codes and importance samples the commands draw.")
 
-    # Speed and scale (issue 6).
+    # Monitoring and evaluation during training.
+    eval_steps: int = _field(
+        0, "Test batches evaluated after each epoch; 0 means the whole test split.", lower=0)
+    grid_size: int = _field(
+        8, "Rows and columns of the image grids: those saved after each epoch, and the "
+        "manifold command's grid of codes.", lower=1, upper=64)
+
+    # Speed and scale.
     precision: str = _field(
         "float32", "Keras dtype policy: 'mixed_bfloat16' or 'mixed_float16' compute in 16 "
         "bits with float32 weights (mixed_float16 adds dynamic loss scaling); the ELBO "
@@ -132,27 +152,7 @@ class Config:
         "local GPU, or CPU) or 'multi_worker' (several machines, described by the "
         "TF_CONFIG environment variable; needs --run_name). --batch_size is the global "
         "batch, split across replicas.", enum=STRATEGIES)
-
-    # Monitoring.
-    grid_size: int = _field(
-        8, "Rows and columns of the image grids saved each epoch.", lower=1, upper=32)
-
-    # Datasets (issue 3).
-    image_size: int = _field(
-        0, "Side in pixels of the square images that image-file datasets (celeba, "
-        "folder) are resized to; 0 means 64.", lower=0, upper=1024)
-    crop: int = _field(
-        0, "Side in source pixels of the centered square cut from each image of an "
-        "image-file dataset before resizing; 0 means the dataset's default (148 for "
-        "celeba, the largest centered square for folder). A box larger than an image "
-        "is shrunk to its largest centered square.", lower=0)
-    channels: int = _field(
-        0, "Color channels of an image-file dataset: 1 (grayscale) or 3 (RGB); 0 means "
-        "3 for celeba and, for folder, 1 when every image is grayscale, else 3.",
-        lower=0, upper=3)
-    cache_dir: str = _field(
-        "", "Folder for the decoded-image cache of image-file datasets (built once per "
-        "source and preprocessing); empty means $XDG_CACHE_HOME/vae_tf or ~/.cache/vae_tf.")
+    jit_compile: bool = _field(False, "Compile the training step with XLA.")
 
     def __post_init__(self):
         for f in dataclasses.fields(self):
@@ -180,7 +180,7 @@ class Config:
         self._check_kl_settings()
 
     def _check_dataset_settings(self):
-        """Image-file settings (issue 3) must not be given where they would be ignored."""
+        """Image-file settings must not be given where they would be ignored."""
         if self.channels not in (0, 1, 3):
             raise ValueError(f"--channels={self.channels} must be 0 (inferred), 1 or 3.")
         if self.dataset not in IMAGE_FILE_DATASETS:
@@ -237,9 +237,3 @@ class Config:
 def _jsonable(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
-
-def field_metadata(name: str) -> Optional[dict]:
-    for f in dataclasses.fields(Config):
-        if f.name == name:
-            return dict(f.metadata)
-    return None

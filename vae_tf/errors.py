@@ -1,5 +1,16 @@
-"""Errors a user can cause; the command-line modules print them as one line."""
+"""Errors a user can cause; every command prints them as one `error: ...` line."""
 
 
 class UserError(Exception):
-    """Bad input: a wrong flag value, missing or corrupt data, an unusable path."""
+    """Bad input: a wrong flag value, missing or corrupt data, an unusable path.
+
+    `exit_code` is the command's exit status when it stops on this error.
+    """
+
+    exit_code = 1
+
+
+class FlagError(UserError, ValueError):
+    """A flag value or a combination of flags that no run accepts (exit status 2)."""
+
+    exit_code = 2

@@ -16,32 +16,18 @@ both in nats per image, averaged over the images.
 """
 
 import math
-import os
 import time
 
 import numpy as np
 from absl import flags, logging
 
-from vae_tf import rundir
-from vae_tf.callbacks import ACTIVE_UNITS_THRESHOLD, active_units
+from vae_tf import cli, files
+from vae_tf.latent import ACTIVE_UNITS_THRESHOLD, active_units
 
 FLAGS = flags.FLAGS
+FLAG_NAMES = ("run_dir", "data_dir", "output", "num_importance_samples", "num_images",
+              "decoder_batch_size", "seed")
 _LOG_2PI = math.log(2.0 * math.pi)
-
-
-def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
-    rundir.define_run_flags(flag_values)
-    flags.DEFINE_integer(
-        "num_importance_samples", 1000, "Samples K of q(z|x) per test image for the "
-        "importance-weighted bound; 1000 is the literature's figure, 10-100 a quick one.",
-        lower_bound=1, flag_values=flag_values)
-    flags.DEFINE_integer(
-        "num_images", 0, "Evaluate the first this many test images; 0 means the whole "
-        "test split.", lower_bound=0, flag_values=flag_values)
-    flags.DEFINE_integer(
-        "batch_size", 10000, "Decoder passes per call (images times samples): larger is "
-        "faster until memory runs out.", lower_bound=1, flag_values=flag_values)
-    flags.DEFINE_integer("seed", 0, "Seed of the importance samples.", flag_values=flag_values)
 
 
 def describe_likelihood(config):
@@ -97,17 +83,17 @@ def _make_log_weights(run, num_samples: int):
 
 
 def importance_bounds(run, images, mean, logvar, num_samples: int, seed: int = 0,
-                      batch_size: int = 10000):
+                      decoder_batch_size: int = 10000):
     """Per-image E_q[-log p(x|z)] and NLL_IWAE(K), each [N] in nats.
 
-    Images go in groups sized so that one decoder call sees about `batch_size`
+    Images go in groups sized so that one decoder call sees about `decoder_batch_size`
     (image, sample) pairs; when K alone exceeds it, the samples are split into
     calls too. Only the K log-weights per image are kept, so K is bounded by
     memory for N*K floats, not by the decoder's activations.
     """
     log_weights = _make_log_weights(run, num_samples)
-    per_call = min(num_samples, batch_size)
-    group = max(1, batch_size // num_samples)
+    per_call = min(num_samples, decoder_batch_size)
+    group = max(1, decoder_batch_size // num_samples)
     rec, nll = [], []
     started, reported = time.perf_counter(), 0
     for start in range(0, len(images), group):
@@ -131,8 +117,8 @@ def importance_bounds(run, images, mean, logvar, num_samples: int, seed: int = 0
 
 
 def evaluate(run, num_samples: int = 1000, num_images: int = 0, seed: int = 0,
-             batch_size: int = 10000) -> dict:
-    """The figures of eval.json for an opened `rundir.Run` (see README, "Evaluation")."""
+             decoder_batch_size: int = 10000) -> dict:
+    """The figures of eval.json for a `trained.TrainedRun` (see README, "Evaluation")."""
     start = time.perf_counter()
     images = run.test_images(num_images or None)
     mean, logvar = run.encode(images)
@@ -150,7 +136,8 @@ def evaluate(run, num_samples: int = 1000, num_images: int = 0, seed: int = 0,
         ll = run.log_likelihood(images, mean).astype(np.float64)
         results["reconstruction"] = float(-ll.mean())
     else:
-        rec, nll = importance_bounds(run, images, mean, logvar, num_samples, seed, batch_size)
+        rec, nll = importance_bounds(run, images, mean, logvar, num_samples, seed,
+                                     decoder_batch_size)
         kl = 0.5 * np.sum(np.exp(logvar) + mean ** 2 - 1.0 - logvar, axis=1, dtype=np.float64)
         results.update(num_importance_samples=num_samples, reconstruction=float(rec.mean()),
                        kl=float(kl.mean()), neg_elbo=float((rec + kl).mean()),
@@ -162,7 +149,7 @@ def evaluate(run, num_samples: int = 1000, num_images: int = 0, seed: int = 0,
     recon = run.reconstruct(images)
     results["mse"] = float(np.mean(np.square(recon.astype(np.float64) - images)))
     results["latent_dim"] = run.latent_dim
-    # The same count as training's CollapseMonitor (Burda et al. 2015).
+    # The same count as training's CollapseMonitor (Burda et al. 2016).
     results["active_units"] = active_units(mean)
     results["active_unit_threshold"] = ACTIVE_UNITS_THRESHOLD
     results["seconds"] = round(time.perf_counter() - start, 1)
@@ -190,14 +177,20 @@ def format_table(r: dict) -> str:
 
 
 def main(argv):
-    run = rundir.Run(FLAGS.run_dir, FLAGS.data_dir)
-    path = run.output_path(FLAGS.output or os.path.join(run.run_dir, "eval.json"), "eval.json")
+    from vae_tf.trained import TrainedRun
+
+    run = TrainedRun(FLAGS.run_dir, FLAGS.data_dir)
+    path = run.dir.output_path(FLAGS.output, run.dir.eval_path)
     results = evaluate(run, FLAGS.num_importance_samples, FLAGS.num_images, FLAGS.seed,
-                       FLAGS.batch_size)
-    rundir.write_json(path, results)
+                       FLAGS.decoder_batch_size)
+    files.write_json(path, results)
     print(format_table(results))
     print(f"wrote {path}")
 
 
+def console_main():
+    cli.run(main, FLAG_NAMES, required=("run_dir",))
+
+
 if __name__ == "__main__":
-    rundir.console_main(main, define_flags)
+    console_main()

@@ -1,40 +1,103 @@
-"""The only place that defines absl flags: one flag per `Config` field, same name.
+"""The only place that defines absl flags, so that one name means one thing in every
+command.
 
-Flags are defined inside a function so that tests can define them on a fresh
-`flags.FlagValues()`; `main` modules call `define_flags()` then `config_from_flags()`.
+Training flags are the `Config` fields (same names, help, enums and bounds); the
+commands' own flags are in COMMAND_FLAGS below. A command asks for flags by name
+(`define(names)`): a name that is a Config field gets that field's definition.
+Flags are defined inside functions so that tests can define them on a fresh
+`flags.FlagValues()`. Imports no TensorFlow.
 """
 
 import dataclasses
-from typing import get_args
+from typing import Iterable, get_args
 
 from absl import flags
 
 from vae_tf.config import Config
+from vae_tf.errors import FlagError, UserError
+
+_CONFIG_FIELDS = {f.name: f for f in dataclasses.fields(Config)}
+# The flags of `vae_tf.train`: every Config field.
+TRAINING_FLAGS = tuple(_CONFIG_FIELDS)
+
+# name -> (kind, default, help, extra keyword arguments of the DEFINE_ call).
+COMMAND_FLAGS = {
+    "run_dir": ("string", None, "Run directory written by vae_tf.train (it holds "
+                "config.json and, once training has finished, saved_model/).", {}),
+    "output": ("string", None, "File to write. When not given, a file in the run directory: "
+               "<run_dir>/pictures/<name>.png for pictures, <run_dir>/eval.json for evaluate, "
+               "<run_dir>/images/samples.gif for animate, <run_dir>/report.html for report "
+               "(compare.html beside the first run for --compare).", {}),
+    "num_importance_samples": (
+        "integer", 1000, "Samples K of q(z|x) per test image for the importance-weighted "
+        "bound; 1000 is the literature's figure, 10-100 a quick one.", {"lower_bound": 1}),
+    "num_images": ("integer", 0, "Use the first this many test images; 0 means the whole "
+                   "test split.", {"lower_bound": 0}),
+    "decoder_batch_size": (
+        "integer", 10000, "Decoder passes per call when evaluating (images times importance "
+        "samples): larger is faster until memory runs out.", {"lower_bound": 1}),
+    "num": ("integer", 64, "Number of samples to draw.", {"lower_bound": 1}),
+    "temperature": ("float", 1.0, "Standard deviation of the sampled codes: 1 samples the "
+                    "prior, smaller values give more typical, less varied images.",
+                    {"lower_bound": 0.0}),
+    "index": ("string", "0", "Test image, by its index N in the test split (from 0); "
+              "reconstruct also takes a range START:STOP of indices START to STOP-1.", {}),
+    "index_a": ("integer", 0, "Test image at the start of the interpolation line.", {}),
+    "index_b": ("integer", 1, "Test image at the end of the interpolation line.", {}),
+    "steps": ("integer", 9, "Codes decoded along each line: from image a to image b "
+              "(interpolate, both ends included) or across one latent dimension (traverse).",
+              {"lower_bound": 2}),
+    "limit": ("float", 3.0, "traverse sweeps each latent dimension from -limit to +limit "
+              "prior standard deviations.", {"lower_bound": 0.0}),
+    "frame_ms": ("integer", 500, "How long each epoch's frame of the animation shows, in "
+                 "milliseconds.", {"lower_bound": 10}),
+    "compare": ("bool", False, "Compare the run directories given as arguments on one page: "
+                "overlaid curves and a table of final metrics.", {}),
+    "tolerance": ("float", 1e-6, "Largest maximum relative error of a gradient allowed for "
+                  "any variable before the gradient check fails.", {"lower_bound": 0.0}),
+    "step": ("float", 1e-5, "Finite-difference step h added to and subtracted from each "
+             "weight by the gradient check.", {"lower_bound": 0.0}),
+}
 
 
 def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
-    """Defines one absl flag per `Config` field, with its help, enum and bounds."""
-    for f in dataclasses.fields(Config):
-        meta, default, name = f.metadata, f.default, f.name
-        kwargs = dict(name=name, help=meta["help"], flag_values=flag_values)
-        if meta.get("enum"):
-            flags.DEFINE_enum(default=default, enum_values=list(meta["enum"]), **kwargs)
-        elif f.type is bool or f.type == "bool":
-            flags.DEFINE_bool(default=default, **kwargs)
-        elif f.type is int or f.type == "int":
-            flags.DEFINE_integer(default=default, lower_bound=meta.get("lower"),
-                                 upper_bound=meta.get("upper"), **kwargs)
-        elif f.type is float or f.type == "float":
-            flags.DEFINE_float(default=default, lower_bound=meta.get("lower"),
-                               upper_bound=meta.get("upper"), **kwargs)
-        elif _is_int_tuple(f.type):
-            flags.DEFINE_list(default=[str(v) for v in default], **kwargs)
+    """Defines one absl flag per `Config` field: every training flag."""
+    define(_CONFIG_FIELDS, flag_values)
+
+
+def define(names: Iterable[str], flag_values: flags.FlagValues = flags.FLAGS) -> None:
+    """Defines the flags `names`: Config fields as training defines them, the others
+    from COMMAND_FLAGS."""
+    for name in names:
+        if name in _CONFIG_FIELDS:
+            _define_field(_CONFIG_FIELDS[name], flag_values)
         else:
-            flags.DEFINE_string(default=default, **kwargs)
+            kind, default, help_text, extra = COMMAND_FLAGS[name]
+            getattr(flags, f"DEFINE_{kind}")(name, default, help_text,
+                                             flag_values=flag_values, **extra)
+
+
+def _define_field(f: dataclasses.Field, flag_values: flags.FlagValues) -> None:
+    meta, default, name = f.metadata, f.default, f.name
+    kwargs = dict(name=name, help=meta["help"], flag_values=flag_values)
+    if meta.get("enum"):
+        flags.DEFINE_enum(default=default, enum_values=list(meta["enum"]), **kwargs)
+    elif f.type is bool or f.type == "bool":
+        flags.DEFINE_bool(default=default, **kwargs)
+    elif f.type is int or f.type == "int":
+        flags.DEFINE_integer(default=default, lower_bound=meta.get("lower"),
+                             upper_bound=meta.get("upper"), **kwargs)
+    elif f.type is float or f.type == "float":
+        flags.DEFINE_float(default=default, lower_bound=meta.get("lower"),
+                           upper_bound=meta.get("upper"), **kwargs)
+    elif _is_int_tuple(f.type):
+        flags.DEFINE_list(default=[str(v) for v in default], **kwargs)
+    else:
+        flags.DEFINE_string(default=default, **kwargs)
 
 
 def config_from_flags(flag_values: flags.FlagValues = flags.FLAGS) -> Config:
-    """Converts parsed flags to a validated `Config` (ValueError on bad values)."""
+    """Converts parsed flags to a validated `Config` (FlagError on bad values)."""
     values = {}
     for f in dataclasses.fields(Config):
         value = flag_values[f.name].value
@@ -42,23 +105,30 @@ def config_from_flags(flag_values: flags.FlagValues = flags.FLAGS) -> Config:
             try:
                 value = tuple(int(v) for v in value)
             except ValueError:
-                raise ValueError(f"--{f.name} must be a comma list of integers, got "
-                                 f"{','.join(value)!r}.") from None
+                raise FlagError(f"--{f.name} must be a comma list of integers, got "
+                                f"{','.join(value)!r}.") from None
         values[f.name] = value
-    return Config(**values)
+    try:
+        return Config(**values)
+    except ValueError as e:
+        raise FlagError(str(e)) from None
 
 
 def _is_int_tuple(annotation) -> bool:
     return annotation == "Tuple[int, ...]" or get_args(annotation) == (int, Ellipsis)
 
 
-def define_report_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
-    """The flags of `python -m vae_tf.report` (not run settings, so not in Config)."""
-    flags.DEFINE_string("run_dir", "", "Run directory whose report.html to (re)write.",
-                        flag_values=flag_values)
-    flags.DEFINE_bool("compare", False, "Compare the run directories given as arguments "
-                      "on one page: overlaid curves and a table of final metrics.",
-                      flag_values=flag_values)
-    flags.DEFINE_string("output", "", "Where to write the page; by default report.html "
-                        "in the run directory, or compare.html beside the first compared run.",
-                        flag_values=flag_values)
+def parse_index(text: str, allow_range: bool = True):
+    """'7' -> (7, 8); '0:16' -> (0, 16) where ranges are allowed; UserError otherwise."""
+    try:
+        parts = [int(p) for p in text.split(":")]
+    except ValueError:
+        parts = []
+    if len(parts) == 1:
+        parts.append(parts[0] + 1)
+    if not allow_range and ":" in text:
+        parts = []
+    if len(parts) != 2 or parts[1] <= parts[0]:
+        wanted = "an index N or a range START:STOP with START < STOP" if allow_range else "an index N"
+        raise UserError(f"--index={text} is not {wanted}.")
+    return parts[0], parts[1]

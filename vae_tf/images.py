@@ -1,9 +1,9 @@
 """Image grids as PNG files (numpy + Pillow, which matplotlib already depends on)."""
 
-import os
-
 import numpy as np
 from PIL import Image
+
+from vae_tf import files
 
 
 def make_grid(images: np.ndarray, cols: int, pad: int = 2, pad_value: float = 1.0) -> np.ndarray:
@@ -42,10 +42,8 @@ def save_png(path: str, image: np.ndarray, min_size: int = 256) -> None:
         array = array.repeat(factor, axis=0).repeat(factor, axis=1)
     if array.shape[-1] == 1:
         array = array[..., 0]
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tmp = path + ".tmp"
-    Image.fromarray(array).save(tmp, format="PNG")
-    os.replace(tmp, path)
+    with files.atomic_path(path) as tmp:
+        Image.fromarray(array).save(tmp, format="PNG")
 
 
 def save_grid(path: str, images: np.ndarray, cols: int) -> None:

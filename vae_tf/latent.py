@@ -1,17 +1,39 @@
-"""Latent-space pictures as arrays and files: the codes that interpolation, traversal
-and the 2-D manifold decode; the 2-D projection and scatter plot of test codes; the
-animated GIF of the samples grid. Pure numpy, matplotlib and Pillow: the commands
-(`vae_tf.interpolate`, `vae_tf.traverse`, ...) pair these with a run's decoder.
+"""The latent space in numbers, with numpy alone: the codes that sampling,
+interpolation, traversal and the 2-D manifold decode; active units; the 2-D
+projection and scatter plot of codes; the animated GIF of the samples grids.
+`vae_tf.pictures` pairs the codes with a model's decoder.
 """
 
-import glob
-import os
 import statistics
 
 import numpy as np
 from PIL import Image
 
-SAMPLES_GIF = "samples.gif"
+from vae_tf import files
+
+# Active units (Burda et al. 2016) are the latent dimensions whose posterior mean
+# varies across test images by more than this.
+ACTIVE_UNITS_THRESHOLD = 0.01
+# Values a traversal sweeps each latent dimension over, in prior standard deviations.
+TRAVERSAL_STEPS, TRAVERSAL_LIMIT = 9, 3.0
+
+
+def prior_codes(num: int, latent_dim: int, seed: int = 0,
+                temperature: float = 1.0) -> np.ndarray:
+    """`num` codes z ~ N(0, temperature^2 I) [num, latent_dim], the same for a seed."""
+    z = np.random.default_rng(seed).standard_normal((num, latent_dim)) * temperature
+    return z.astype(np.float32)
+
+
+def active_units(posterior_means: np.ndarray) -> int:
+    """How many columns of [N, latent] posterior means have a variance over N above
+    ACTIVE_UNITS_THRESHOLD."""
+    variance = np.var(posterior_means.astype(np.float64), axis=0)
+    return int(np.sum(variance > ACTIVE_UNITS_THRESHOLD))
+
+
+def traversal_values(steps: int = TRAVERSAL_STEPS, limit: float = TRAVERSAL_LIMIT) -> np.ndarray:
+    return np.linspace(-limit, limit, steps, dtype=np.float32)
 
 
 def interpolation_codes(z_a: np.ndarray, z_b: np.ndarray, steps: int) -> np.ndarray:
@@ -76,21 +98,14 @@ def save_scatter(path: str, points: np.ndarray, labels: np.ndarray, axis_names,
     ax.set_xlabel(axis_names[0])
     ax.set_ylabel(axis_names[1])
     ax.set_title(title)
-    tmp = path + ".tmp"
-    fig.savefig(tmp, format="png", dpi=dpi)
+    with files.atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi)
     plt.close(fig)
-    os.replace(tmp, path)
-
-
-def epoch_sample_grids(image_dir: str):
-    """The training run's samples_epoch_NNNN.png files, in epoch order."""
-    return sorted(glob.glob(os.path.join(image_dir, "samples_epoch_*.png")))
 
 
 def save_gif(path: str, frame_paths, duration_ms: int = 500) -> None:
     """An animated GIF (looping) of the PNG files `frame_paths`, one frame each."""
     frames = [Image.open(p).convert("RGB") for p in frame_paths]
-    tmp = path + ".tmp"
-    frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:],
-                   duration=duration_ms, loop=0)
-    os.replace(tmp, path)
+    with files.atomic_path(path) as tmp:
+        frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:],
+                       duration=duration_ms, loop=0)

@@ -6,36 +6,34 @@
 Training rewrites <run>/report.html after every epoch. A page embeds its images as
 base64 data URIs, so the one file opens from the file system in any browser, with
 no server, and still shows everything after it is copied or mailed elsewhere.
-The report reads only the run directory (config.json, metrics.csv, images/).
+The report reads only the run directory (config.json, metrics.csv, images/), through
+`vae_tf.rundir`.
 """
 
 import base64
-import csv
 import dataclasses
-import glob
 import html
 import io
-import json
 import os
-import re
-import sys
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from PIL import Image
 
+from vae_tf import cli, files, rundir
 from vae_tf.config import Config
 from vae_tf.errors import UserError
 
-REPORT = "report.html"
+FLAGS = flags.FLAGS
+FLAG_NAMES = ("run_dir", "compare", "output")
 # The curves drawn, as (metrics.csv column, panel title). metrics.csv holds them per
 # epoch for the training split and, prefixed val_, for the test split.
 CURVES = (("loss", "loss: negative ELBO (nats)"),
           ("reconstruction", "reconstruction: -log p(x|z) (nats)"),
           ("kl", "KL(q(z|x) || N(0, I)) (nats)"),
-          ("kl_weight", "KL weight (beta)"),
+          ("kl_weight", "KL weight (beta) at the epoch's last step"),
           ("active_units", "active units (test images)"))
 # Headline metrics of the comparison table, in order.
 COMPARED = ("loss", "val_loss", "val_reconstruction", "val_kl", "kl_weight", "active_units")
@@ -45,15 +43,15 @@ THUMB_SIDE = 240  # pixels; thumbnails are shrunk by an integer factor to about 
 
 
 @dataclasses.dataclass
-class Run:
-    """What a report shows of one run directory."""
-    run_dir: str
+class RunRecord:
+    """What a report shows of one run directory: its settings and its metrics."""
+    dir: rundir.RunDir
     settings: dict  # config.json as written
     rows: list  # metrics.csv: one dict of floats per epoch, in epoch order
 
     @property
     def name(self) -> str:
-        return os.path.basename(os.path.normpath(self.run_dir))
+        return self.dir.name
 
     @property
     def config(self):
@@ -67,33 +65,10 @@ class Run:
         """Optimizer steps at each epoch's end (epoch numbers for older runs)."""
         return [r["step"] if "step" in r else r["epoch"] + 1 for r in self.rows]
 
-    def images(self, kind: str) -> list:
-        """`images/<kind>_epoch_NNNN.png` files, oldest first."""
-        return sorted(glob.glob(os.path.join(self.run_dir, "images", f"{kind}_epoch_*.png")))
 
-
-def load_run(run_dir: str) -> Run:
-    path = os.path.join(run_dir, "config.json")
-    if not os.path.isfile(path):
-        raise UserError(f"{run_dir} holds no vae_tf run (no config.json); pass a run "
-                        "directory such as outputs/<run_name>.")
-    with open(path) as f:
-        settings = json.load(f)
-    by_epoch = {}
-    metrics = os.path.join(run_dir, "metrics.csv")
-    if os.path.isfile(metrics):
-        with open(metrics) as f:
-            for row in csv.DictReader(f):
-                values = {k: _number(v) for k, v in row.items() if k}
-                by_epoch[int(values["epoch"])] = values  # a resumed epoch keeps its last row
-    return Run(run_dir, settings, [by_epoch[e] for e in sorted(by_epoch)])
-
-
-def _number(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        return float("nan")
+def load_run(run_dir: str) -> RunRecord:
+    run = rundir.RunDir(run_dir)
+    return RunRecord(run, run.read_settings(), run.read_metrics())
 
 
 # -- figures -----------------------------------------------------------------------
@@ -105,17 +80,11 @@ def curves_png(runs: list) -> bytes:
     panels = dict(zip((key for key, _ in CURVES), axes))
     for i, run in enumerate(runs):
         color, x = f"C{i % 10}", run.x()
-        schedule = _schedule(run)
         for key, ax in panels.items():
-            if key == "kl_weight" and schedule is not None:
-                ax.plot(schedule["steps"], schedule["kl_weight"], color=color)
-                continue
             for prefix, style in (("", "-"), ("val_", "--")):
                 if run.rows and prefix + key in run.rows[0]:
                     ax.plot(x, [r[prefix + key] for r in run.rows], style, color=color,
                             marker="o", markersize=3)
-        if schedule is not None and "capacity" in schedule:
-            panels["kl"].plot(schedule["steps"], schedule["capacity"], ":", color=color)
         config = run.config
         if config is not None and config.free_bits > 0:
             panels["kl"].axhline(config.free_bits * config.latent_dim, ls=":", color=color)
@@ -129,29 +98,11 @@ def curves_png(runs: list) -> bytes:
                for i, run in enumerate(runs)]
     handles += [Line2D([], [], color="k", ls="-", label="training split (epoch mean)"),
                 Line2D([], [], color="k", ls="--", label="test split"),
-                Line2D([], [], color="k", ls=":", label="KL capacity C(t) or free-bits floor")]
+                Line2D([], [], color="k", ls=":", label="free-bits floor")]
     legend.legend(handles=handles, loc="center", fontsize=9, frameon=False)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
     return buffer.getvalue()
-
-
-def _schedule(run: Run):
-    """The KL weight (and capacity) at every step of the run, from its settings."""
-    config = run.config
-    if config is None or not run.rows or "step" not in run.rows[0]:
-        return None
-    first = run.rows[0]
-    steps_per_epoch = config.steps_per_epoch or first["step"] / (first["epoch"] + 1)
-    total = int(round(steps_per_epoch * config.epochs))
-    steps = np.arange(max(total, int(run.rows[-1]["step"])))  # the steps trained, 0-based
-    from vae_tf import schedules  # TensorFlow starts only when curves are drawn
-
-    curves = {"steps": steps,
-              "kl_weight": schedules.kl_weight(steps, config, total).numpy()}
-    if config.kl_capacity > 0:
-        curves["capacity"] = schedules.kl_capacity(steps, config).numpy()
-    return curves
 
 
 def _thumbnail(path: str) -> bytes:
@@ -169,10 +120,6 @@ def _evenly(items: list, count: int) -> list:
     if len(items) <= count:
         return items
     return [items[i] for i in np.unique(np.linspace(0, len(items) - 1, count).round().astype(int))]
-
-
-def _epoch_of(path: str) -> int:
-    return int(re.search(r"_epoch_(\d+)\.png$", path).group(1))
 
 
 # -- HTML --------------------------------------------------------------------------
@@ -237,17 +184,17 @@ def _metric_names(rows: list) -> list:
     return sorted(names, key=lambda k: (k.startswith("val_"), k))
 
 
-def _status(run: Run) -> str:
-    exported = os.path.isfile(os.path.join(run.run_dir, "saved_model", "saved_model.pb"))
+def _status(run: RunRecord) -> str:
+    exported = run.dir.is_finished()
     return (f"{len(run.rows)} of {run.settings.get('epochs', '?')} epochs done"
             + ("; SavedModel exported" if exported else ""))
 
 
-def run_page(run: Run) -> str:
+def run_page(run: RunRecord) -> str:
     """The HTML of one run's report."""
-    parts = [f"<p>Run directory <code>{html.escape(os.path.abspath(run.run_dir))}</code>: "
+    parts = [f"<p>Run directory <code>{html.escape(os.path.abspath(run.dir.path))}</code>: "
              f"{html.escape(_status(run))}. Live curves and images: "
-             f"<code>tensorboard --logdir {html.escape(os.path.join(run.run_dir, 'tensorboard'))}"
+             f"<code>tensorboard --logdir {html.escape(run.dir.tensorboard_dir)}"
              "</code>.</p>"]
     if run.rows:
         final = run.rows[-1]
@@ -260,20 +207,20 @@ def run_page(run: Run) -> str:
                              f"best (epoch {int(best['epoch']) + 1})"],
                             [[k, final[k], best[k]] for k in _metric_names(run.rows)]))
         parts.append("<h2>Curves</h2>" + _img(curves_png([run]), "training curves", "curves"))
-    latest = run.images("samples")
+    latest = run.dir.grids("samples")
     if latest:
-        tag = f"epoch_{_epoch_of(latest[-1]):04d}"
-        parts.append(f"<h2>Latest grids (epoch {_epoch_of(latest[-1])})</h2>")
+        epoch = rundir.epoch_of_grid(latest[-1])
+        parts.append(f"<h2>Latest grids (epoch {rundir.epoch_of_grid(latest[-1])})</h2>")
         for kind, caption in (("recon", "test images (left) and reconstructions (right)"),
                               ("samples", "samples: decoder means at fixed z ~ N(0, I)"),
                               ("traversal", "traversal: one latent dimension per row, "
                                             "swept from -3 to 3 at one image's mean code")):
-            path = os.path.join(run.run_dir, "images", f"{kind}_{tag}.png")
+            path = run.dir.grid(kind, epoch)
             if os.path.isfile(path):
                 with open(path, "rb") as f:
                     parts.append(_figure(_zoomed(f.read()), caption))
         parts.append("<h2>Samples across epochs</h2><p>The same latent codes every epoch.</p>")
-        parts += [_figure(_thumbnail(p), f"epoch {_epoch_of(p)}")
+        parts += [_figure(_thumbnail(p), f"epoch {rundir.epoch_of_grid(p)}")
                   for p in _evenly(latest, MAX_EPOCH_THUMBS)]
     parts.append("<h2>Configuration</h2>")
     parts.append(_table(["setting", "value"], [[k, _show(v)] for k, v in sorted(run.settings.items())]))
@@ -297,10 +244,10 @@ def compare_page(runs: list) -> str:
              "<h2>Curves</h2>" + _img(curves_png(runs), "training curves", "curves"),
              "<h2>Latest samples</h2>"]
     for run in runs:
-        samples = run.images("samples")
+        samples = run.dir.grids("samples")
         if samples:
             parts.append(_figure(_thumbnail(samples[-1]),
-                                 f"{run.name}, epoch {_epoch_of(samples[-1])}"))
+                                 f"{run.name}, epoch {rundir.epoch_of_grid(samples[-1])}"))
     return _page("VAE runs compared", "\n".join(parts))
 
 
@@ -311,54 +258,37 @@ def _show(value) -> str:
 # -- writing -------------------------------------------------------------------------
 def write_report(run_dir: str, output: str = "") -> str:
     """Writes the run's report (default `<run_dir>/report.html`); returns its path."""
-    return _write(output or os.path.join(run_dir, REPORT), run_page(load_run(run_dir)))
+    run = load_run(run_dir)
+    # A browser reloading the page mid-write would see half of it; replace it whole.
+    return files.write_text(output or run.dir.report_path, run_page(run))
 
 
 def write_compare(run_dirs: list, output: str = "") -> str:
     """Writes the comparison page (default `compare.html` beside the first run)."""
     runs = [load_run(d) for d in run_dirs]
     path = output or os.path.join(os.path.dirname(os.path.normpath(run_dirs[0])), "compare.html")
-    return _write(path, compare_page(runs))
-
-
-def _write(path: str, text: str) -> str:
-    # A browser reloading the page mid-write would see half of it; replace it whole.
-    try:
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        with open(path + ".tmp", "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(path + ".tmp", path)
-    except OSError as e:
-        raise UserError(f"Cannot write {path}: {e.strerror}.") from None
-    return path
+    return files.write_text(path, compare_page(runs))
 
 
 def main(argv):
-    values = flags.FLAGS
     run_dirs = argv[1:]
-    try:
-        if values.compare:
-            if len(run_dirs) < 2:
-                raise UserError("--compare needs two or more run directories after it.")
-            path = write_compare(run_dirs, values.output)
-        else:
-            if run_dirs:
-                raise UserError(f"Unexpected arguments {' '.join(run_dirs)}: give "
-                                "--run_dir=<run>, or --compare <run> <run> ...")
-            if not values.run_dir:
-                raise UserError("Give --run_dir=<run>, or --compare <run> <run> ...")
-            path = write_report(values.run_dir, values.output)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(1)
+    if FLAGS.compare:
+        if len(run_dirs) < 2:
+            raise UserError("--compare needs two or more run directories after it.")
+        path = write_compare(run_dirs, FLAGS.output)
+    else:
+        if run_dirs:
+            raise UserError(f"Unexpected arguments {' '.join(run_dirs)}: give "
+                            "--run_dir=<run>, or --compare <run> <run> ...")
+        if not FLAGS.run_dir:
+            raise UserError("Give --run_dir=<run>, or --compare <run> <run> ...")
+        path = write_report(FLAGS.run_dir, FLAGS.output)
     print(f"Wrote {path}")
 
 
 def console_main():
-    """Entry point of `python -m vae_tf.report` and the `vae-tf-report` script."""
-    from vae_tf.flags import define_report_flags
-    define_report_flags()
-    app.run(main)
+    """`python -m vae_tf.report`, `vae-tf report` and `vae-tf-report`."""
+    cli.run(main, FLAG_NAMES, positional=True)
 
 
 if __name__ == "__main__":

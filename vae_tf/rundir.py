@@ -1,176 +1,171 @@
-"""A finished run directory as the inference commands see it: its `config.json`,
-its SavedModel and its test split. Nothing here imports the training code's model;
-the SavedModel's signatures are the only way to the network.
+"""A run directory, `<output_dir>/<run_name>/`: the one owner of its file names and
+its rules (creating, resuming, finished or not, reading its config and metrics).
 
-Also the flags and the error handling that every inference command shares.
+    config.json                     every setting, under the flags' names
+    metrics.csv                     one row per epoch
+    report.html                     the run report
+    images/<kind>_epoch_NNNN.png    grids after each epoch (kinds: GRID_KINDS)
+    images/samples.gif              the samples grids of all epochs, animated
+    tensorboard/                    TensorBoard scalars and images
+    checkpoints/epoch_NNNN.weights.h5
+    backup/                         resume state while the run is unfinished
+    saved_model/                    the SavedModel; a run is finished once it is complete
+    eval.json                       written by `vae_tf.evaluate`
+    pictures/                       written by the picture commands
+
+Imports no TensorFlow: the report, the commands' flag checks and tests use it cheaply.
 """
 
+import csv
+import datetime
+import glob
 import json
-import math
 import os
-import sys
-from typing import Optional
+import re
+from typing import List, Optional, Tuple
 
-import numpy as np
-from absl import app, flags
-
+from vae_tf import files
 from vae_tf.config import Config
 from vae_tf.errors import UserError
 
-# train.SAVED_MODEL's value; train is not imported because it pulls in Keras, and
-# flag errors should come before TensorFlow starts.
+CONFIG = "config.json"
+METRICS = "metrics.csv"
+REPORT = "report.html"
+IMAGES = "images"
+TENSORBOARD = "tensorboard"
+CHECKPOINTS = "checkpoints"
+BACKUP = "backup"
 SAVED_MODEL = "saved_model"
-PICTURES = "pictures"  # where the commands write by default, inside the run directory
+EVAL = "eval.json"
+PICTURES = "pictures"
+SAMPLES_GIF = "samples.gif"
+# The grids written after every epoch, in the order the report shows them.
+GRID_KINDS = ("recon", "samples", "traversal")
+_GRID_EPOCH = re.compile(r"_epoch_(\d+)\.png$")
 
 
-def define_run_flags(flag_values: flags.FlagValues = flags.FLAGS, data: bool = True) -> None:
-    """The flags every inference command takes (--data_dir where it reads data)."""
-    flags.DEFINE_string("run_dir", None, "Run directory written by vae_tf.train (it holds "
-                        "config.json and saved_model/).", flag_values=flag_values)
-    if data:
-        flags.DEFINE_string("data_dir", None, "Folder holding the dataset's files, when it "
-                            "is not where config.json says (a run copied to another machine).",
-                            flag_values=flag_values)
-    flags.DEFINE_string("output", None, "File to write. When not given, a file in the run "
-                        "directory: <run_dir>/pictures/<name>.png for pictures, "
-                        "<run_dir>/eval.json for evaluate, <run_dir>/images/samples.gif "
-                        "for animate.", flag_values=flag_values)
-    flags.mark_flag_as_required("run_dir", flag_values=flag_values)
+class RunDir:
+    """The paths and files of one run directory (which need not exist yet)."""
 
+    def __init__(self, path: str):
+        self.path = path
 
-def console_main(main, define_flags) -> None:
-    """Defines the command's flags and runs `main`, printing a UserError as one
-    `error: ...` line with exit status 1."""
-    define_flags()
+    def __repr__(self):
+        return f"RunDir({self.path!r})"
 
-    def guarded(argv):
-        if len(argv) > 1:
-            raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    @property
+    def name(self) -> str:
+        return os.path.basename(os.path.normpath(self.path))
+
+    def join(self, *parts: str) -> str:
+        return os.path.join(self.path, *parts)
+
+    # -- names ------------------------------------------------------------------------
+    @property
+    def config_path(self) -> str:
+        return self.join(CONFIG)
+
+    @property
+    def metrics_path(self) -> str:
+        return self.join(METRICS)
+
+    @property
+    def report_path(self) -> str:
+        return self.join(REPORT)
+
+    @property
+    def image_dir(self) -> str:
+        return self.join(IMAGES)
+
+    @property
+    def tensorboard_dir(self) -> str:
+        return self.join(TENSORBOARD)
+
+    @property
+    def backup_dir(self) -> str:
+        return self.join(BACKUP)
+
+    @property
+    def saved_model_dir(self) -> str:
+        return self.join(SAVED_MODEL)
+
+    @property
+    def eval_path(self) -> str:
+        return self.join(EVAL)
+
+    @property
+    def samples_gif(self) -> str:
+        return self.join(IMAGES, SAMPLES_GIF)
+
+    def picture(self, name: str) -> str:
+        """Where a picture command writes `name` by default."""
+        return self.join(PICTURES, name)
+
+    def checkpoint_pattern(self) -> str:
+        """Keras ModelCheckpoint's file pattern (it fills in the 1-based epoch)."""
+        return self.join(CHECKPOINTS, "epoch_{epoch:04d}.weights.h5")
+
+    def checkpoint(self, epoch: int) -> str:
+        return self.checkpoint_pattern().format(epoch=epoch)
+
+    def grid(self, kind: str, epoch: int) -> str:
+        """The `kind` grid written after epoch `epoch` (counted from 1)."""
+        return self.join(IMAGES, f"{kind}_epoch_{epoch:04d}.png")
+
+    def grids(self, kind: str) -> List[str]:
+        """Every epoch's `kind` grid, oldest first."""
+        return sorted(glob.glob(self.join(IMAGES, f"{kind}_epoch_*.png")))
+
+    # -- state ------------------------------------------------------------------------
+    def exists(self) -> bool:
+        return os.path.isfile(self.config_path)
+
+    def is_finished(self) -> bool:
+        """Whether training ended and the SavedModel was written (it is renamed into
+        place only when complete)."""
+        return os.path.isfile(os.path.join(self.saved_model_dir, "saved_model.pb"))
+
+    # -- reading ----------------------------------------------------------------------
+    def read_settings(self) -> dict:
+        """config.json as written (also by other versions of vae_tf)."""
+        if not os.path.isfile(self.config_path):
+            raise UserError(f"{self.path} holds no vae_tf run (no {CONFIG}); pass a run "
+                            "directory such as outputs/<run_name>.")
         try:
-            main(argv)
-        except UserError as e:
-            print(f"error: {e}", file=sys.stderr)
-            sys.exit(1)
+            with open(self.config_path) as f:
+                return json.load(f)
+        except (OSError, ValueError) as e:
+            raise UserError(f"{self.config_path} is not readable JSON ({e}).") from None
 
-    app.run(guarded)
-
-
-class Run:
-    """A run directory opened for inference.
-
-    Attributes: `run_dir`, `config` (from config.json, with --data_dir applied),
-    `signatures` (the SavedModel's), `image_shape` and `latent_dim`.
-    """
-
-    def __init__(self, run_dir: str, data_dir: Optional[str] = None):
-        self.run_dir = run_dir
-        config_path = os.path.join(run_dir, "config.json")
-        if not os.path.isdir(run_dir):
-            raise UserError(f"--run_dir={run_dir} does not exist.")
-        if not os.path.isfile(config_path):
-            raise UserError(f"{run_dir} holds no config.json: pass the directory a "
-                            "vae_tf.train run wrote.")
+    def read_config(self) -> Config:
+        """The run's settings as a Config (UserError when missing or unreadable)."""
         try:
-            self.config = Config.from_json_file(config_path)
-        except (ValueError, TypeError) as e:  # json.JSONDecodeError is a ValueError
-            raise UserError(f"{config_path} is not a readable vae_tf config ({e}).") from None
-        if data_dir:
-            self.config = self.config.replace(data_dir=data_dir)
-        saved = os.path.join(run_dir, SAVED_MODEL)
-        if not os.path.isfile(os.path.join(saved, "saved_model.pb")):
-            raise UserError(f"{run_dir} has no {SAVED_MODEL}/ (the run is unfinished, or "
-                            "was copied without it): finish training first.")
+            return Config.from_dict(self.read_settings())
+        except (ValueError, TypeError) as e:
+            if isinstance(e, UserError):
+                raise
+            raise UserError(f"{self.config_path} is not a readable vae_tf config "
+                            f"({e}).") from None
 
-        import tensorflow as tf  # here, so that flag errors come without TF start-up
+    def read_metrics(self) -> List[dict]:
+        """metrics.csv as one dict of floats per epoch, in epoch order; an epoch logged
+        twice (a resumed run) keeps its last row."""
+        by_epoch = {}
+        if os.path.isfile(self.metrics_path):
+            with open(self.metrics_path, newline="") as f:
+                for row in csv.DictReader(f):
+                    values = {k: _number(v) for k, v in row.items() if k}
+                    by_epoch[int(values["epoch"])] = values
+        return [by_epoch[e] for e in sorted(by_epoch)]
 
-        tf.get_logger().setLevel("WARNING")
-        # The loaded object owns the variables; the signatures alone would let them go.
-        self.saved_model = tf.saved_model.load(saved)
-        self.signatures = self.saved_model.signatures
-        needed = ("encode", "decode", "reconstruct", "log_likelihood")
-        missing = [name for name in needed if name not in self.signatures]
-        if missing:
-            raise UserError(f"{saved} lacks the signatures {', '.join(missing)}: it was "
-                            "exported by an older vae_tf; train the run again.")
-        z_spec = self.signatures["decode"].structured_input_signature[1]["z"]
-        self.latent_dim = int(z_spec.shape[-1])
-        image_spec = self.signatures["encode"].structured_input_signature[1]["images"]
-        self.image_shape = tuple(int(d) for d in image_spec.shape[1:])
-        self._data = None
+    # -- writing ----------------------------------------------------------------------
+    def write_config(self, config: Config) -> None:
+        files.write_text(self.config_path, config.to_json() + "\n")
 
-    # -- the SavedModel's signatures, on numpy arrays, in batches ------------------
-    def _batched(self, name: str, batch_size: int = 1024, **inputs) -> dict:
-        import tensorflow as tf
-
-        n = len(next(iter(inputs.values())))
-        parts = []
-        for start in range(0, n, batch_size):
-            chunk = {k: tf.constant(v[start:start + batch_size], tf.float32)
-                     for k, v in inputs.items()}
-            parts.append({k: t.numpy() for k, t in self.signatures[name](**chunk).items()})
-        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-
-    def encode(self, images: np.ndarray):
-        """(mean, logvar) of q(z|x), each [N, latent]."""
-        out = self._batched("encode", images=images)
-        return out["mean"], out["logvar"]
-
-    def decode(self, z: np.ndarray) -> np.ndarray:
-        """The decoder's mean at codes z [N, latent]: images [N, H, W, C] in [0, 1]."""
-        return self._batched("decode", z=z)["images"]
-
-    def reconstruct(self, images: np.ndarray) -> np.ndarray:
-        return self._batched("reconstruct", images=images)["images"]
-
-    def log_likelihood(self, images: np.ndarray, z: np.ndarray) -> np.ndarray:
-        """log p(x|z) per image [N], in nats."""
-        return self._batched("log_likelihood", images=images, z=z)["log_prob"]
-
-    # -- the test split --------------------------------------------------------------
-    def num_test(self) -> int:
-        return self._dataset().num_test
-
-    def test_images(self, count: Optional[int] = None, with_labels: bool = False):
-        """The first `count` test images (all when None) as float32 [N, H, W, C], the
-        same pixels the training run evaluated on (with their labels if asked)."""
-        from vae_tf.datasets.pipeline import make_batches
-
-        data = self._dataset()
-        count = data.num_test if count is None else min(count, data.num_test)
-        # The run's own batch size: the test split's fixed binarization is drawn per
-        # batch, so another batch size would give other binary images.
-        batches = make_batches(data, self.config, training=False, with_labels=True)
-        images, labels = [], []
-        for x, y in batches.take(math.ceil(count / self.config.batch_size)):
-            images.append(x.numpy())
-            labels.append(y.numpy())
-        images, labels = np.concatenate(images)[:count], np.concatenate(labels)[:count]
-        return (images, labels) if with_labels else images
-
-    def test_image(self, index: int) -> np.ndarray:
-        self.check_index(index)
-        return self.test_images(index + 1)[index]
-
-    def check_index(self, index: int, flag: str = "--index") -> None:
-        if not 0 <= index < self.num_test():
-            raise UserError(f"{flag}={index} is out of range: the test split has "
-                            f"{self.num_test()} images (0 to {self.num_test() - 1}).")
-
-    def _dataset(self):
-        from vae_tf import datasets
-
-        if self._data is None:
-            self._data = datasets.load(self.config)
-            if tuple(self._data.image_shape) != self.image_shape:
-                raise UserError(f"The data has images of shape {self._data.image_shape} but "
-                                f"the model takes {self.image_shape}: check --data_dir.")
-        return self._data
-
-    # -- where the commands write ----------------------------------------------------
-    def output_path(self, given: Optional[str], default_name: str) -> str:
-        """--output when given, else <run_dir>/pictures/<default_name>; its folder
-        is created, and must be writable."""
-        path = given or os.path.join(self.run_dir, PICTURES, default_name)
+    def output_path(self, given: Optional[str], default: str) -> str:
+        """`given` (a command's --output) or else `default`; its folder is created
+        and must be writable."""
+        path = given or default
         folder = os.path.dirname(os.path.abspath(path))
         try:
             os.makedirs(folder, exist_ok=True)
@@ -181,11 +176,76 @@ class Run:
         return path
 
 
-def write_json(path: str, values: dict) -> None:
-    """Writes `values` as indented JSON through a temporary file, so an interrupted
-    write never replaces a good file with half of one."""
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(values, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, path)
+def epoch_of_grid(path: str) -> int:
+    """The epoch number in a grid's file name."""
+    return int(_GRID_EPOCH.search(path).group(1))
+
+
+def open_existing(path: str) -> RunDir:
+    """A run directory that must exist (UserError otherwise)."""
+    if not os.path.isdir(path):
+        raise UserError(f"--run_dir={path} does not exist.")
+    return RunDir(path)
+
+
+def resolve(config: Config) -> Tuple[Config, RunDir, bool]:
+    """Chooses the run directory: returns (config with run_name set, run, resuming).
+
+    An explicit --run_name resumes that run if it is unfinished and has the same
+    settings. Without one, the newest unfinished run with the same settings is
+    resumed (so re-running a crashed command continues it), else a new name is made.
+    """
+    try:
+        os.makedirs(config.output_dir, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"Cannot create --output_dir={config.output_dir}: {e.strerror}.") from None
+    if not os.access(config.output_dir, os.W_OK):
+        raise UserError(f"--output_dir={config.output_dir} is not writable.")
+
+    if config.run_name:
+        run = RunDir(os.path.join(config.output_dir, config.run_name))
+        if not run.exists():
+            if os.path.isdir(run.path) and os.listdir(run.path):
+                raise UserError(f"{run.path} exists and holds no vae_tf run (no {CONFIG}); "
+                                "choose another --run_name.")
+            return config, run, False
+        previous = _config_or_error(run)
+        if run.is_finished():
+            raise UserError(f"Run {run.path} is already finished; choose another --run_name "
+                            "to train again (nothing was changed).")
+        differences = config.differences(previous)
+        if differences:
+            raise UserError(f"Run {run.path} was started with other settings (differing: "
+                            f"{', '.join(differences)}); choose another --run_name.")
+        return config, run, True
+
+    for run in _runs_newest_first(config.output_dir):
+        previous = _config_or_error(run)
+        if not run.is_finished() and not config.differences(previous):
+            return config.replace(run_name=previous.run_name), run, True
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    name, n = f"{config.dataset}_{stamp}", 1
+    while os.path.exists(os.path.join(config.output_dir, name)):
+        n += 1
+        name = f"{config.dataset}_{stamp}-{n}"
+    return config.replace(run_name=name), RunDir(os.path.join(config.output_dir, name)), False
+
+
+def _config_or_error(run: RunDir) -> Config:
+    try:
+        return run.read_config()
+    except UserError as e:
+        raise UserError(f"{e} Choose another --run_name.") from None
+
+
+def _runs_newest_first(output_dir: str) -> List[RunDir]:
+    runs = [RunDir(os.path.join(output_dir, d)) for d in os.listdir(output_dir)]
+    runs = [run for run in runs if run.exists()]
+    return sorted(runs, key=lambda run: os.path.getmtime(run.path), reverse=True)
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return float("nan")

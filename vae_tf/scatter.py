@@ -8,32 +8,27 @@ principal components. Writes <run>/pictures/scatter.png (800 x 800 pixels).
 
 from absl import flags
 
-from vae_tf import latent, rundir
+from vae_tf import cli, pictures
 
 FLAGS = flags.FLAGS
-
-
-def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
-    rundir.define_run_flags(flag_values)
-    flags.DEFINE_integer("num_images", 0, "Plot the first this many test images; 0 means "
-                         "the whole test split.", lower_bound=0, flag_values=flag_values)
-
-
-def save_code_scatter(run, path: str, num_images: int = 0) -> None:
-    images, labels = run.test_images(num_images or None, with_labels=True)
-    mean, _ = run.encode(images)
-    points, axis_names = latent.project_2d(mean)
-    title = (f"{run.config.dataset} test codes ({run.config.model}, "
-             f"latent_dim={run.latent_dim})")
-    latent.save_scatter(path, points, labels, axis_names, title)
+FLAG_NAMES = ("run_dir", "data_dir", "output", "num_images")
 
 
 def main(argv):
-    run = rundir.Run(FLAGS.run_dir, FLAGS.data_dir)
+    from vae_tf.trained import TrainedRun
+
+    run = TrainedRun(FLAGS.run_dir, FLAGS.data_dir)
     path = run.output_path(FLAGS.output, "scatter.png")
-    save_code_scatter(run, path, FLAGS.num_images)
+    images, labels = run.test_images(FLAGS.num_images or None, with_labels=True)
+    title = (f"{run.config.dataset} test codes ({run.config.model}, "
+             f"latent_dim={run.latent_dim})")
+    pictures.save_code_scatter(run, images, labels, path, title)
     print(f"wrote {path}")
 
 
+def console_main():
+    cli.run(main, FLAG_NAMES, required=("run_dir",))
+
+
 if __name__ == "__main__":
-    rundir.console_main(main, define_flags)
+    console_main()

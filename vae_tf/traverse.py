@@ -7,39 +7,30 @@ Writes <run>/pictures/traverse_<index>.png: row u shows the decoder means as
 dimension u goes from -limit to +limit (prior standard deviations).
 """
 
-import numpy as np
 from absl import flags
 
+from vae_tf import cli, pictures
 from vae_tf import images as image_utils
-from vae_tf import latent, rundir
+from vae_tf.flags import parse_index
 
 FLAGS = flags.FLAGS
-
-
-def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
-    rundir.define_run_flags(flag_values)
-    flags.DEFINE_integer("index", 0, "Test image whose mean code the other dimensions keep.",
-                         flag_values=flag_values)
-    flags.DEFINE_integer("steps", 9, "Values per dimension (columns of the grid).",
-                         lower_bound=2, flag_values=flag_values)
-    flags.DEFINE_float("limit", 3.0, "Each dimension is swept from -limit to +limit.",
-                       lower_bound=0.0, flag_values=flag_values)
-
-
-def traversal_grid(run, index: int, steps: int, limit: float) -> np.ndarray:
-    """[latent_dim * steps, H, W, C], row-major: one row per latent dimension."""
-    mean, _ = run.encode(run.test_image(index)[None])
-    values = np.linspace(-limit, limit, steps, dtype=np.float32)
-    return run.decode(latent.traversal_codes(mean[0], values))
+FLAG_NAMES = ("run_dir", "data_dir", "output", "index", "steps", "limit")
 
 
 def main(argv):
-    run = rundir.Run(FLAGS.run_dir, FLAGS.data_dir)
-    grid = traversal_grid(run, FLAGS.index, FLAGS.steps, FLAGS.limit)
-    path = run.output_path(FLAGS.output, f"traverse_{FLAGS.index}.png")
+    from vae_tf.trained import TrainedRun
+
+    index, _ = parse_index(FLAGS.index, allow_range=False)
+    run = TrainedRun(FLAGS.run_dir, FLAGS.data_dir)
+    grid = pictures.traversal(run, run.test_image(index), FLAGS.steps, FLAGS.limit)
+    path = run.output_path(FLAGS.output, f"traverse_{index}.png")
     image_utils.save_grid(path, grid, cols=FLAGS.steps)
     print(f"wrote {path}")
 
 
+def console_main():
+    cli.run(main, FLAG_NAMES, required=("run_dir",))
+
+
 if __name__ == "__main__":
-    rundir.console_main(main, define_flags)
+    console_main()

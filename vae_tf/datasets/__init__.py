@@ -14,7 +14,6 @@ LOADERS = {
     "synthetic": synthetic.load,
     "mnist": mnist.load_mnist,
     "fashion_mnist": mnist.load_fashion_mnist,
-    # Issue 3.
     "celeba": celeba.load,
     "frey": frey.load,
     "folder": folder.load,

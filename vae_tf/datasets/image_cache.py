@@ -55,7 +55,6 @@ class ImageCache:
     """A complete cache folder and its manifest."""
     path: str
     manifest: dict
-    built: bool  # whether this process built it (False: an existing cache was read)
 
     @property
     def image_shape(self) -> Tuple[int, int, int]:
@@ -152,7 +151,7 @@ def _open(path: str):
                 return None
     logging.info("Reading cached images from %s (built in %.0f s).", path,
                  manifest["build_seconds"])
-    return ImageCache(path, manifest, built=False)
+    return ImageCache(path, manifest)
 
 
 def _remove_abandoned_builds(path: str) -> None:
@@ -252,7 +251,7 @@ def _build(path: str, dataset: str, transform: Transform, splits: Dict[str, Iter
             os.rename(tmp, path)
         except OSError:  # another process finished the same cache first: use theirs
             shutil.rmtree(tmp, ignore_errors=True)
-            return _open(path) or ImageCache(path, manifest, built=True)
+            return _open(path) or ImageCache(path, manifest)
     except OSError as e:  # reading items is guarded in _decode_item: this is the cache
         shutil.rmtree(tmp, ignore_errors=True)
         raise UserError(f"Cannot write the image cache {tmp}: {e.strerror or e}; pass a "
@@ -264,7 +263,7 @@ def _build(path: str, dataset: str, transform: Transform, splits: Dict[str, Iter
     logging.info("Cached %d images %s in %.1f s (%.0f images/s): %s.", stored,
                  "x".join(map(str, transform.shape)), seconds, files / max(seconds, 1e-9),
                  ", ".join(f"{s} {i['count']}" for s, i in split_info.items()))
-    return ImageCache(path, manifest, built=True)
+    return ImageCache(path, manifest)
 
 
 def _check_splits(dataset: str, manifest: dict) -> None:

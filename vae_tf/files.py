@@ -1,0 +1,54 @@
+"""Writing files whole or not at all: every file of a run (config, grids, report,
+evaluation, arrays) goes through here, so that a crash, a kill or a full disk never
+leaves half of a file where a whole one was, and an unwritable path is one clear
+error."""
+
+import contextlib
+import json
+import os
+
+from vae_tf.errors import UserError
+
+
+@contextlib.contextmanager
+def atomic_path(path: str):
+    """Yields a temporary name beside `path` to write to; when the block ends
+    without error, the temporary file replaces `path` in one rename (readers see the
+    old file or the new one, never a mix). Creates the folder; an OSError becomes a
+    UserError naming `path`."""
+    folder = os.path.dirname(path)
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.tmp-{os.getpid()}")
+    try:
+        if folder:
+            os.makedirs(folder, exist_ok=True)
+        yield tmp
+        os.replace(tmp, path)
+    except OSError as e:
+        _remove(tmp)
+        raise UserError(f"Cannot write {path}: {e.strerror or e}.") from None
+    except BaseException:
+        _remove(tmp)
+        raise
+
+
+def write_bytes(path: str, data: bytes) -> str:
+    """Writes `data` to `path` atomically (see `atomic_path`); returns `path`."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    return path
+
+
+def write_text(path: str, text: str) -> str:
+    return write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: str, values) -> str:
+    return write_text(path, json.dumps(values, indent=2) + "\n")
+
+
+def _remove(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.remove(path)

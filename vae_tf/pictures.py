@@ -1,0 +1,60 @@
+"""The pictures of a model, as arrays of images [N, H, W, C] in [0, 1].
+
+Each function takes a `model` with numpy methods `encode(images) -> (mean, logvar)`,
+`decode(z) -> images` and `reconstruct(images) -> images`, and a `latent_dim`: a
+`vae_tf.trained.TrainedRun` (the exported model, for the commands) or the training
+callbacks' view of the Keras model, so that training's grids and the commands'
+pictures are drawn by the same code.
+"""
+
+import numpy as np
+
+from vae_tf import images as image_utils
+from vae_tf import latent
+from vae_tf.errors import UserError
+
+
+def samples(model, num: int, temperature: float = 1.0, seed: int = 0) -> np.ndarray:
+    """Decoder means at `num` codes z ~ N(0, temperature^2 I) (the same for a seed)."""
+    return model.decode(latent.prior_codes(num, model.latent_dim, seed, temperature))
+
+
+def reconstruction_pairs(model, images: np.ndarray) -> np.ndarray:
+    """[2N, ...]: each image followed by its deterministic reconstruction."""
+    return image_utils.interleave(images, model.reconstruct(images))
+
+
+def traversal(model, image: np.ndarray, steps: int = latent.TRAVERSAL_STEPS,
+              limit: float = latent.TRAVERSAL_LIMIT) -> np.ndarray:
+    """[latent_dim * steps, ...], row-major: row u sweeps latent dimension u from
+    -limit to +limit while the others keep `image`'s mean code."""
+    mean, _ = model.encode(image[None])
+    codes = latent.traversal_codes(np.asarray(mean)[0], latent.traversal_values(steps, limit))
+    return model.decode(codes)
+
+
+def interpolation(model, image_a: np.ndarray, image_b: np.ndarray, steps: int) -> np.ndarray:
+    """[steps + 2, ...]: image a, the decoder means at `steps` codes on the straight
+    line between the two mean codes (both ends included), image b."""
+    ends = np.stack([image_a, image_b])
+    mean, _ = model.encode(ends)
+    mean = np.asarray(mean)
+    decoded = model.decode(latent.interpolation_codes(mean[0], mean[1], steps))
+    return np.concatenate([ends[:1], decoded, ends[1:]])
+
+
+def manifold(model, grid_size: int) -> np.ndarray:
+    """Decoder means on a grid_size x grid_size grid of 2-D codes (latent_dim=2 only)."""
+    if model.latent_dim != 2:
+        raise UserError(f"The manifold grid needs a 2-D latent space; this run has "
+                        f"latent_dim={model.latent_dim} (use vae_tf.traverse instead).")
+    return model.decode(latent.manifold_codes(grid_size))
+
+
+def save_code_scatter(model, images: np.ndarray, labels: np.ndarray, path: str,
+                      title: str) -> None:
+    """A scatter plot PNG of the images' mean codes coloured by label: the codes
+    themselves when they are 2-D, else their first two principal components."""
+    mean, _ = model.encode(images)
+    points, axis_names = latent.project_2d(np.asarray(mean))
+    latent.save_scatter(path, points, labels, axis_names, title)

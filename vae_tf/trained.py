@@ -1,0 +1,123 @@
+"""A finished run as the commands see it: its settings, its SavedModel and its test
+split. Nothing here imports the training code's model: the SavedModel's signatures
+are the only way to the network, so everything built on this works on any export.
+"""
+
+import math
+from typing import Optional
+
+import numpy as np
+
+from vae_tf import rundir
+from vae_tf.errors import UserError
+
+
+class TrainedRun:
+    """A run directory opened for inference.
+
+    Attributes: `dir` (its `rundir.RunDir`), `config` (from config.json, with
+    `data_dir` applied), `signatures` (the SavedModel's), `image_shape`, `latent_dim`.
+    """
+
+    def __init__(self, run_dir: str, data_dir: Optional[str] = None):
+        self.dir = rundir.open_existing(run_dir)
+        self.config = self.dir.read_config()
+        if data_dir:
+            self.config = self.config.replace(data_dir=data_dir)
+        if not self.dir.is_finished():
+            raise UserError(f"{run_dir} has no {rundir.SAVED_MODEL}/ (the run is unfinished, "
+                            "or was copied without it): finish training first.")
+
+        import tensorflow as tf  # here, so that flag errors come without TF start-up
+
+        tf.get_logger().setLevel("WARNING")
+        # The loaded object owns the variables; the signatures alone would let them go.
+        self.saved_model = tf.saved_model.load(self.dir.saved_model_dir)
+        self.signatures = self.saved_model.signatures
+        needed = ("encode", "decode", "reconstruct", "log_likelihood")
+        missing = [name for name in needed if name not in self.signatures]
+        if missing:
+            raise UserError(f"{self.dir.saved_model_dir} lacks the signatures "
+                            f"{', '.join(missing)}: it was exported by an older vae_tf; "
+                            "train the run again.")
+        z_spec = self.signatures["decode"].structured_input_signature[1]["z"]
+        self.latent_dim = int(z_spec.shape[-1])
+        image_spec = self.signatures["encode"].structured_input_signature[1]["images"]
+        self.image_shape = tuple(int(d) for d in image_spec.shape[1:])
+        self._data = None
+
+    @property
+    def run_dir(self) -> str:
+        return self.dir.path
+
+    # -- the SavedModel's signatures, on numpy arrays, in batches ------------------
+    def _batched(self, name: str, batch_size: int = 1024, **inputs) -> dict:
+        import tensorflow as tf
+
+        n = len(next(iter(inputs.values())))
+        parts = []
+        for start in range(0, n, batch_size):
+            chunk = {k: tf.constant(v[start:start + batch_size], tf.float32)
+                     for k, v in inputs.items()}
+            parts.append({k: t.numpy() for k, t in self.signatures[name](**chunk).items()})
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+    def encode(self, images: np.ndarray):
+        """(mean, logvar) of q(z|x), each [N, latent]."""
+        out = self._batched("encode", images=images)
+        return out["mean"], out["logvar"]
+
+    def decode(self, z: np.ndarray) -> np.ndarray:
+        """The decoder's mean at codes z [N, latent]: images [N, H, W, C] in [0, 1]."""
+        return self._batched("decode", z=z)["images"]
+
+    def reconstruct(self, images: np.ndarray) -> np.ndarray:
+        return self._batched("reconstruct", images=images)["images"]
+
+    def log_likelihood(self, images: np.ndarray, z: np.ndarray) -> np.ndarray:
+        """log p(x|z) per image [N], in nats."""
+        return self._batched("log_likelihood", images=images, z=z)["log_prob"]
+
+    # -- the test split --------------------------------------------------------------
+    def num_test(self) -> int:
+        return self._dataset().num_test
+
+    def test_images(self, count: Optional[int] = None, with_labels: bool = False):
+        """The first `count` test images (all when None) as float32 [N, H, W, C], the
+        same pixels the training run evaluated on (with their labels if asked)."""
+        from vae_tf.datasets.pipeline import make_batches
+
+        data = self._dataset()
+        count = data.num_test if count is None else min(count, data.num_test)
+        # The run's own batch size: the test split's fixed binarization is drawn per
+        # batch, so another batch size would give other binary images.
+        batches = make_batches(data, self.config, training=False, with_labels=True)
+        images, labels = [], []
+        for x, y in batches.take(math.ceil(count / self.config.batch_size)):
+            images.append(x.numpy())
+            labels.append(y.numpy())
+        images, labels = np.concatenate(images)[:count], np.concatenate(labels)[:count]
+        return (images, labels) if with_labels else images
+
+    def test_image(self, index: int) -> np.ndarray:
+        self.check_index(index)
+        return self.test_images(index + 1)[index]
+
+    def check_index(self, index: int, flag: str = "--index") -> None:
+        if not 0 <= index < self.num_test():
+            raise UserError(f"{flag}={index} is out of range: the test split has "
+                            f"{self.num_test()} images (0 to {self.num_test() - 1}).")
+
+    def _dataset(self):
+        from vae_tf import datasets
+
+        if self._data is None:
+            self._data = datasets.load(self.config)
+            if tuple(self._data.image_shape) != self.image_shape:
+                raise UserError(f"The data has images of shape {self._data.image_shape} but "
+                                f"the model takes {self.image_shape}: check --data_dir.")
+        return self._data
+
+    def output_path(self, given: Optional[str], default_name: str) -> str:
+        """--output when given, else <run_dir>/pictures/<default_name>."""
+        return self.dir.output_path(given, self.dir.picture(default_name))
