@@ -1,11 +1,15 @@
 """`python -m vae_tf.train` as a user runs it: the real MNIST command and bad input."""
 
 import os
+import subprocess
+import sys
+import time
 
 import numpy as np
+import pytest
 from PIL import Image
 
-from conftest import run_module
+from conftest import REPO, run_module
 
 
 def _error_line(stderr: str) -> str:
@@ -60,3 +64,60 @@ def test_unwritable_output_dir(tmp_path):
     assert result.returncode == 1
     assert "Cannot create --output_dir" in _error_line(result.stderr)
     assert blocker.read_text() == "a file where a folder is wanted"
+
+
+COMMAND_MODULES = ("train", "evaluate", "sample", "reconstruct", "interpolate", "traverse",
+                   "scatter", "manifold", "animate", "report", "gradcheck")
+
+
+def test_no_tensorflow_before_flags_are_parsed():
+    # Importing the package, its TF-free modules and every command's module loads no
+    # TensorFlow, so a bad flag is reported without TensorFlow's start-up.
+    code = ("import sys, vae_tf.config, vae_tf.rundir, vae_tf.flags, vae_tf.cli, vae_tf.files\n"
+            f"for name in {COMMAND_MODULES!r}:\n"
+            "    __import__('vae_tf.' + name)\n"
+            "loaded = sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('tensorflow', 'keras'))\n"
+            "assert not loaded, loaded\n"
+            "import os; assert 'TF_ENABLE_ONEDNN_OPTS' not in os.environ\n")
+    env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+@pytest.mark.parametrize("flag", ["--dataset=nope", "--latent_dim=-1"])
+def test_bad_flags_fail_at_once(flag):
+    start = time.perf_counter()
+    result = run_module("vae_tf.train", flag)
+    seconds = time.perf_counter() - start
+    assert result.returncode == 2
+    line = _error_line(result.stderr)
+    assert flag.split("=")[0] in line
+    assert result.stderr.strip() == line  # nothing else: no TensorFlow banner
+    assert seconds < 5, seconds  # about 0.2 s here; TensorFlow's import alone takes ~4 s
+
+
+@pytest.mark.parametrize("command", COMMAND_MODULES)
+def test_every_command_runs_through_the_dispatcher(command):
+    result = run_module("vae_tf", command, "--help")
+    assert "Traceback" not in result.stderr, result.stderr[-2000:]
+    # The command's own docstring, then its own flags.
+    assert f"vae_tf.{command}" in result.stdout or command == "gradcheck"
+    assert "\n  --" in result.stdout
+
+
+def test_unknown_command_and_missing_run_dir_are_one_line():
+    assert "Unknown command 'nope'" in _error_line(run_module("vae_tf", "nope").stderr)
+    result = run_module("vae_tf", "sample")
+    assert result.returncode == 2
+    assert "--run_dir is required" in _error_line(result.stderr)
+
+
+def test_console_scripts_cover_every_command():
+    from vae_tf.cli import COMMANDS
+    with open(os.path.join(REPO, "setup.py")) as f:
+        setup = f.read()
+    assert set(COMMANDS) == set(COMMAND_MODULES)
+    for name in COMMANDS:
+        assert f'"{name}"' in setup, name

@@ -59,7 +59,11 @@ def run(main: Callable, flag_names: Iterable[str] = (), required: Sequence[str] 
     arguments are an error unless `positional`.
     """
     set_tensorflow_defaults()
+    flag_names = tuple(flag_names)
     flag_defs.define(flag_names)
+    # absl's --help lists the key flags of the module it runs: these.
+    for name in flag_names:
+        flags.FLAGS.register_key_flag_for_module(sys.argv[0], flags.FLAGS[name])
 
     def parse(argv):
         try:
@@ -101,4 +105,5 @@ def dispatch(argv: Sequence[str] = None) -> None:
         return
     module = importlib.import_module(COMMANDS[argv[1]])
     sys.argv = [f"vae-tf {argv[1]}"] + argv[2:]
+    sys.modules["__main__"].__doc__ = module.__doc__  # what absl's --help prints first
     module.console_main()
