@@ -6,6 +6,7 @@ error."""
 import contextlib
 import json
 import os
+import shutil
 
 from vae_tf.errors import UserError
 
@@ -47,6 +48,30 @@ def write_text(path: str, text: str) -> str:
 
 def write_json(path: str, values) -> str:
     return write_text(path, json.dumps(values, indent=2) + "\n")
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str):
+    """Like `atomic_path` for a folder: yields an empty temporary folder beside
+    `path`; when the block ends without error, it takes the place of `path` (an
+    older folder there is moved aside first and deleted after)."""
+    parent, name = os.path.split(os.path.normpath(path))
+    tmp = os.path.join(parent, f".{name}.tmp-{os.getpid()}")
+    old = os.path.join(parent, f".{name}.old-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        os.makedirs(tmp)
+        yield tmp
+        if os.path.exists(path):
+            os.rename(path, old)
+        os.rename(tmp, path)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise UserError(f"Cannot write {path}: {e.strerror or e}.") from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _remove(path: str) -> None:
