@@ -35,7 +35,7 @@ REPORT = "report.html"
 CURVES = (("loss", "loss: negative ELBO (nats)"),
           ("reconstruction", "reconstruction: -log p(x|z) (nats)"),
           ("kl", "KL(q(z|x) || N(0, I)) (nats)"),
-          ("kl_weight", "KL weight (beta)"),
+          ("kl_weight", "KL weight (beta) at each epoch's last step"),
           ("active_units", "active units (test images)"))
 # Headline metrics of the comparison table, in order.
 COMPARED = ("loss", "val_loss", "val_reconstruction", "val_kl", "kl_weight", "active_units")
@@ -105,17 +105,11 @@ def curves_png(runs: list) -> bytes:
     panels = dict(zip((key for key, _ in CURVES), axes))
     for i, run in enumerate(runs):
         color, x = f"C{i % 10}", run.x()
-        schedule = _schedule(run)
         for key, ax in panels.items():
-            if key == "kl_weight" and schedule is not None:
-                ax.plot(schedule["steps"], schedule["kl_weight"], color=color)
-                continue
             for prefix, style in (("", "-"), ("val_", "--")):
                 if run.rows and prefix + key in run.rows[0]:
                     ax.plot(x, [r[prefix + key] for r in run.rows], style, color=color,
                             marker="o", markersize=3)
-        if schedule is not None and "capacity" in schedule:
-            panels["kl"].plot(schedule["steps"], schedule["capacity"], ":", color=color)
         config = run.config
         if config is not None and config.free_bits > 0:
             panels["kl"].axhline(config.free_bits * config.latent_dim, ls=":", color=color)
@@ -129,29 +123,11 @@ def curves_png(runs: list) -> bytes:
                for i, run in enumerate(runs)]
     handles += [Line2D([], [], color="k", ls="-", label="training split (epoch mean)"),
                 Line2D([], [], color="k", ls="--", label="test split"),
-                Line2D([], [], color="k", ls=":", label="KL capacity C(t) or free-bits floor")]
+                Line2D([], [], color="k", ls=":", label="free-bits floor")]
     legend.legend(handles=handles, loc="center", fontsize=9, frameon=False)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
     return buffer.getvalue()
-
-
-def _schedule(run: Run):
-    """The KL weight (and capacity) at every step of the run, from its settings."""
-    config = run.config
-    if config is None or not run.rows or "step" not in run.rows[0]:
-        return None
-    first = run.rows[0]
-    steps_per_epoch = config.steps_per_epoch or first["step"] / (first["epoch"] + 1)
-    total = int(round(steps_per_epoch * config.epochs))
-    steps = np.arange(max(total, int(run.rows[-1]["step"])))  # the steps trained, 0-based
-    from vae_tf import schedules  # TensorFlow starts only when curves are drawn
-
-    curves = {"steps": steps,
-              "kl_weight": schedules.kl_weight(steps, config, total).numpy()}
-    if config.kl_capacity > 0:
-        curves["capacity"] = schedules.kl_capacity(steps, config).numpy()
-    return curves
 
 
 def _thumbnail(path: str) -> bytes:
