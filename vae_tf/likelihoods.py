@@ -102,6 +102,8 @@ class _ScaledLikelihood(Likelihood):
     channel or one per pixel) from that start; it is clamped below at LOG_SCALE_MIN.
     """
 
+    has_scale = True
+
     def __init__(self, image_shape, scale: float = 0.1, learn_scale: str = "none", **kwargs):
         super().__init__(image_shape, **kwargs)
         self.scale, self.learn_scale = scale, learn_scale
