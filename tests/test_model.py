@@ -111,7 +111,8 @@ def test_learned_gaussian_scale_matches_numpy(learn_scale, shared_axes):
 
     mean, logvar = (t.numpy().astype(np.float64) for t in model.encode(x))
     z = mean + np.exp(0.5 * logvar) * eps
-    mu = 1 / (1 + np.exp(-model.decoder_output(tf.constant(z, tf.float32)).numpy().astype(np.float64)))
+    h = model.decoder_output(tf.constant(z, tf.float32)).numpy().astype(np.float64)
+    mu = 1 / (1 + np.exp(-h))
     log_sigma = np.broadcast_to(log_scale.numpy().astype(np.float64), x.shape)
     r2 = ((x - mu) / np.exp(log_sigma)) ** 2
     expected = (0.5 * r2 + log_sigma + 0.5 * np.log(2 * np.pi)).sum(axis=(1, 2, 3))
