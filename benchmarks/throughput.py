@@ -103,10 +103,11 @@ def time_network_only(config, image_shape):
     """Images/s of each repeat of the networks' forward pass and weight gradients."""
     import tensorflow as tf
 
-    from vae_tf import networks
+    from vae_tf import architectures, likelihoods
 
-    encoder = networks.build_encoder(config, image_shape)
-    decoder = networks.build_decoder(config, image_shape)
+    encoder = architectures.build_encoder(config, image_shape)
+    channels = likelihoods.build(config, image_shape).decoder_channels(image_shape[-1])
+    decoder = architectures.build_decoder(config, image_shape, channels)
     weights = encoder.trainable_variables + decoder.trainable_variables
     images = tf.random.uniform((config.batch_size, *image_shape), seed=config.seed)
 

@@ -4,7 +4,7 @@ before TensorFlow initialises.
 Splits the CPU into two logical devices and prints, as JSON, how one SGD update
 under MirroredStrategy compares with the single-device update on the same batch
 (the latent noise fixed so that both see the same z), and what the latent noise
-looks like on each replica.
+looks like on each replica, and how many steps the model counted.
 """
 
 import json
@@ -74,6 +74,8 @@ def main():
         "replicas": strategy.num_replicas_in_sync,
         "max_update": size, "max_update_difference": diff,
         "single_loss": float(single_loss), "mirrored_loss": float(mirrored_loss),
+        "single_steps": int(single.training_steps.numpy()),
+        "mirrored_steps": int(mirrored.training_steps.numpy()),
         "noise_replicas_differ": bool(np.abs(per_replica[0] - per_replica[1]).max() > 1e-3),
         "noise_finite": bool(all(np.isfinite(v).all() for v in per_replica)),
     }))

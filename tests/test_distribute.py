@@ -26,6 +26,8 @@ def test_mirrored_update_equals_the_single_device_update():
     assert abs(check["mirrored_loss"] - check["single_loss"]) < 1e-4 * check["single_loss"]
     # The seeded generator works under the strategy, and each replica draws its own noise.
     assert check["noise_finite"] and check["noise_replicas_differ"], check
+    # One step each: the replicas' increments of the step counter are not summed.
+    assert check["single_steps"] == check["mirrored_steps"] == 1, check
 
 
 def _free_ports(n):

@@ -32,6 +32,7 @@ _LOADER = textwrap.dedent("""
         "default": model.signatures["serving_default"](images=x)["images"].numpy(),
         "mean": enc["mean"].numpy(), "logvar": enc["logvar"].numpy(),
         "decode_mean": model.signatures["decode"](z=enc["mean"])["images"].numpy(),
+        "log_prob": model.signatures["log_likelihood"](images=x, z=enc["mean"])["log_prob"].numpy(),
     }
     np.savez(out_file, **out)
 """)
@@ -64,4 +65,6 @@ def test_saved_model_loads_without_vae_tf_and_matches_the_model(tmp_path):
     mean, logvar = (t.numpy() for t in model.encode(images))
     np.testing.assert_allclose(out["mean"], mean, atol=1e-5)
     np.testing.assert_allclose(out["logvar"], logvar, atol=1e-5)
+    np.testing.assert_allclose(out["log_prob"], model.log_likelihood(images, mean).numpy(),
+                               rtol=1e-5)
     assert 0.0 <= out["reconstruct"].min() and out["reconstruct"].max() <= 1.0

@@ -6,7 +6,7 @@ import keras
 import tensorflow as tf
 
 from conftest import run_module
-from vae_tf import gradcheck
+from vae_tf import architectures, gradcheck, likelihoods
 from vae_tf import model as model_lib
 
 
@@ -29,19 +29,26 @@ class VAEWithWrongLayer(model_lib.VAE):
         super().__init__(*args, **kwargs)
         self.wrong = WrongGradient()
 
-    def decode_logits(self, z, training=False):
-        return self.wrong(super().decode_logits(z, training=training))
+    def decoder_output(self, z, training=False):
+        return self.wrong(super().decoder_output(z, training=training))
 
 
 def test_command_passes_on_the_real_model():
     result = run_module("vae_tf.gradcheck")
     assert result.returncode == 0, result.stderr[-3000:] + result.stdout[-3000:]
     errors = [float(e) for e in re.findall(r"\s(\d\.\d\de-\d\d)\s*$", result.stdout, re.M)]
-    # 3 likelihoods x 2 networks; every weight of encoder, decoder and learned scale.
-    assert len(errors) == 64 and max(errors) < gradcheck.DEFAULT_TOLERANCE
-    for setting in ("bernoulli/conv", "gaussian/dense", "laplace/conv"):
-        assert setting in result.stdout
-    assert "all 64 variables within 1e-06" in result.stdout
+    # Every likelihood x every network; every weight of encoder, decoder and learned scale.
+    configs = list(gradcheck.tiny_configs())
+    assert len(configs) == len(likelihoods.REGISTRY) * len(architectures.REGISTRY)
+    count = sum(len(gradcheck.build_model(config).trainable_weights) for _, config in configs)
+    assert len(errors) == count and max(errors) < gradcheck.DEFAULT_TOLERANCE
+    for name, config in configs:
+        assert name in result.stdout
+        scale = likelihoods.REGISTRY[config.recon_loss].has_scale
+        assert (config.learn_scale != "none") == scale  # a scale, if any, is learned
+    assert {c.learn_scale for _, c in configs} >= {"pixel", "shared"}
+    assert re.search(r"^\S+\s+log_scale\s", result.stdout, re.M)
+    assert f"all {count} variables within 1e-06" in result.stdout
 
 
 def _errors(config):

@@ -13,15 +13,17 @@ def test_kl_of_known_gaussians():
     # KL(N(mu, s^2) || N(0, 1)) = 0.5 * (s^2 + mu^2 - 1 - log s^2), per dimension.
     mean = tf.constant([[0.0, 0.0], [1.0, -2.0], [0.5, 0.0]])
     logvar = tf.constant([[0.0, 0.0], [0.0, 0.0], [math.log(4.0), math.log(0.25)]])
-    kl = losses.gaussian_kl(mean, logvar).numpy()
+    per_dim = losses.gaussian_kl_per_dim(mean, logvar).numpy()
+    assert per_dim.shape == (3, 2)
+    kl = per_dim.sum(axis=1)
     expected = [0.0,
                 0.5 * 1.0 + 0.5 * 4.0,  # unit variances: 0.5 * mu^2 summed
                 0.5 * (4 + 0.25 - 1 - math.log(4)) + 0.5 * (0.25 - 1 - math.log(0.25))]
     np.testing.assert_allclose(kl, expected, rtol=1e-6)
     # By hand: 0.5(4 + 0.25 - 1 - ln 4) + 0.5(0.25 - 1 - ln 0.25) = 0.93185 + 0.31815.
     assert kl[2] == pytest.approx(1.25, rel=1e-6)
-    per_dim = losses.gaussian_kl_per_dim(mean, logvar).numpy()
-    np.testing.assert_allclose(per_dim.sum(axis=1), kl, rtol=1e-6)
+    np.testing.assert_allclose(per_dim[2], [0.5 * (4 + 0.25 - 1 - math.log(4)),
+                                            0.5 * (0.25 - 1 - math.log(0.25))], rtol=1e-6)
 
 
 def _images_and_outputs(seed=0, shape=(3, 5, 4, 2)):
@@ -35,7 +37,7 @@ def test_bernoulli_matches_numpy():
     x, logits = _images_and_outputs()
     p = 1 / (1 + np.exp(-logits.astype(np.float64)))
     expected = -(x * np.log(p) + (1 - x) * np.log(1 - p)).sum(axis=(1, 2, 3))
-    got = losses.reconstruction_nll("bernoulli", tf.constant(x), tf.constant(logits), 0.0)
+    got = losses.bernoulli_nll(tf.constant(x), tf.constant(logits))
     np.testing.assert_allclose(got.numpy(), expected, rtol=1e-5)
 
 
@@ -46,8 +48,7 @@ def test_gaussian_matches_numpy(log_scale):
     sigma = np.exp(np.broadcast_to(log_scale, x.shape))
     expected = (0.5 * ((x - mean) / sigma) ** 2 + np.log(sigma)
                 + 0.5 * np.log(2 * np.pi)).sum(axis=(1, 2, 3))
-    got = losses.reconstruction_nll("gaussian", tf.constant(x), tf.constant(h),
-                                    tf.constant(log_scale, tf.float32))
+    got = losses.gaussian_nll(tf.constant(x), tf.sigmoid(h), tf.constant(log_scale, tf.float32))
     np.testing.assert_allclose(got.numpy(), expected, rtol=1e-5)
 
 
@@ -56,8 +57,7 @@ def test_laplace_matches_numpy():
     mean = 1 / (1 + np.exp(-h.astype(np.float64)))
     b = 0.2
     expected = (np.abs(x - mean) / b + np.log(2 * b)).sum(axis=(1, 2, 3))
-    got = losses.reconstruction_nll("laplace", tf.constant(x), tf.constant(h),
-                                    tf.constant(math.log(b)))
+    got = losses.laplace_nll(tf.constant(x), tf.sigmoid(h), tf.constant(math.log(b)))
     np.testing.assert_allclose(got.numpy(), expected, rtol=1e-5)
 
 

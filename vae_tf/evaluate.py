@@ -27,18 +27,6 @@ from vae_tf.latent import ACTIVE_UNITS_THRESHOLD, active_units
 FLAGS = flags.FLAGS
 FLAG_NAMES = ("run_dir", "data_dir", "output", "num_importance_samples", "num_images",
               "decoder_batch_size", "seed")
-_LOG_2PI = math.log(2.0 * math.pi)
-
-
-def describe_likelihood(config):
-    """What the nats are -log of, and whether bits per dimension mean anything."""
-    if config.recon_loss == "bernoulli" and config.binarize == "dynamic":
-        return "bernoulli on binarized pixels (a probability: discrete)", True
-    if config.recon_loss == "bernoulli":
-        return ("bernoulli cross-entropy on gray pixels (not a normalized likelihood)", False)
-    scale = "learned" if config.learn_scale != "none" else f"fixed {config.recon_scale}"
-    return (f"{config.recon_loss} density of pixel values in [0, 1], scale {scale} "
-            "(continuous: not comparable with discrete likelihoods)", False)
 
 
 def _log_mean_exp(values: np.ndarray) -> np.ndarray:
@@ -58,6 +46,8 @@ def _make_log_weights(run, num_samples: int):
     """
     import tensorflow as tf
 
+    from vae_tf.losses import LOG_2PI
+
     log_likelihood = run.signatures["log_likelihood"]
     latent = run.latent_dim
 
@@ -75,8 +65,8 @@ def _make_log_weights(run, num_samples: int):
         ll = log_likelihood(images=tf.repeat(images, num, axis=0),
                             z=tf.reshape(z, [-1, latent]))["log_prob"]
         ll = tf.reshape(ll, [n, num])
-        log_prior = -0.5 * tf.reduce_sum(tf.square(z) + _LOG_2PI, axis=-1)
-        log_q = -0.5 * tf.reduce_sum(tf.square(eps) + _LOG_2PI + logvar[:, None], axis=-1)
+        log_prior = -0.5 * tf.reduce_sum(tf.square(z) + LOG_2PI, axis=-1)
+        log_q = -0.5 * tf.reduce_sum(tf.square(eps) + LOG_2PI + logvar[:, None], axis=-1)
         return ll, ll + log_prior - log_q
 
     return log_weights
@@ -123,7 +113,9 @@ def evaluate(run, num_samples: int = 1000, num_images: int = 0, seed: int = 0,
     images = run.test_images(num_images or None)
     mean, logvar = run.encode(images)
     config = run.config
-    likelihood, discrete = describe_likelihood(config)
+    from vae_tf import likelihoods
+
+    likelihood, discrete = likelihoods.describe(config)
     results = {
         "run_dir": run.run_dir, "dataset": config.dataset, "split": "test",
         "num_images": len(images), "model": config.model, "likelihood": likelihood,

@@ -9,14 +9,11 @@
 `serving_default` is `reconstruct`, so the default endpoint never samples.
 """
 
-import os
-import shutil
-
 import keras
 import tensorflow as tf
 from absl import logging
 
-from vae_tf.errors import UserError
+from vae_tf import files
 
 
 def export_saved_model(model, path: str) -> str:
@@ -46,16 +43,11 @@ def export_saved_model(model, path: str) -> str:
     archive.add_endpoint("decode", decode, input_signature=[z_spec])
     # What likelihood bounds (ELBO, IWAE) need from the decoder, whatever the density.
     archive.add_endpoint("log_likelihood", log_likelihood, input_signature=[image_spec, z_spec])
-    tmp = path.rstrip("/") + ".tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
     verbosity = logging.get_verbosity()
     logging.set_verbosity(logging.WARNING)  # the SavedModel writer logs each function at INFO
     try:
-        archive.write_out(tmp, verbose=False)
-    except OSError as e:
-        raise UserError(f"Cannot write the SavedModel to {tmp}: {e}.") from None
+        with files.atomic_dir(path) as tmp:
+            archive.write_out(tmp, verbose=False)
     finally:
         logging.set_verbosity(verbosity)
-    shutil.rmtree(path, ignore_errors=True)
-    os.replace(tmp, path)
     return path

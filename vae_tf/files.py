@@ -18,7 +18,8 @@ def atomic_path(path: str):
     old file or the new one, never a mix). Creates the folder; an OSError becomes a
     UserError naming `path`."""
     folder = os.path.dirname(path)
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.tmp-{os.getpid()}")
+    # Hidden, and ending in the same extension, for writers that go by it.
+    tmp = os.path.join(folder, f".tmp-{os.getpid()}-{os.path.basename(path)}")
     try:
         if folder:
             os.makedirs(folder, exist_ok=True)

@@ -2,8 +2,9 @@
 
     python -m vae_tf.gradcheck [--tolerance=1e-6]
 
-For every likelihood (bernoulli; gaussian with a learned per-pixel scale; laplace
-with a learned shared scale), on both architectures, a tiny VAE is built in float64
+For every registered likelihood (those with a scale learn it: gaussian per pixel,
+laplace one shared value, any other one shared value), on every registered
+architecture, a tiny VAE is built in float64
 and its training objective (`VAE.objective`: the batch mean of -ELBO, with the noise
 eps held fixed) is differentiated twice: by the gradient tape, as training does, and
 by central differences (f(w + h) - f(w - h)) / 2h, one weight at a time. For each
@@ -23,27 +24,23 @@ call `check_gradients(model, images, eps)`.
 """
 
 import contextlib
-import sys
 
 import numpy as np
 from absl import flags
 
+from vae_tf import cli
 from vae_tf.config import Config
+from vae_tf.errors import UserError
+from vae_tf.flags import COMMAND_FLAGS
 
 FLAGS = flags.FLAGS
-DEFAULT_TOLERANCE = 1e-6
-DEFAULT_STEP = 1e-5
+FLAG_NAMES = ("tolerance", "step")
+DEFAULT_TOLERANCE = COMMAND_FLAGS["tolerance"][1]
+DEFAULT_STEP = COMMAND_FLAGS["step"][1]
 IMAGE_SHAPE = (8, 8, 1)
-# (likelihood, learned scale): every likelihood, and each learned-scale shape once.
-LIKELIHOODS = (("bernoulli", "none"), ("gaussian", "pixel"), ("laplace", "shared"))
-
-
-def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
-    flags.DEFINE_float("tolerance", DEFAULT_TOLERANCE, "Largest maximum relative error "
-                       "allowed for any variable before the check fails.", lower_bound=0.0,
-                       flag_values=flag_values)
-    flags.DEFINE_float("step", DEFAULT_STEP, "Finite-difference step h added to and subtracted "
-                       "from each weight.", lower_bound=0.0, flag_values=flag_values)
+# --learn_scale of the likelihoods that have a scale (the rest learn a shared one),
+# so that the per-pixel and the shared shapes are both checked.
+LEARNED_SCALE = {"gaussian": "pixel", "laplace": "shared"}
 
 
 @contextlib.contextmanager
@@ -64,9 +61,13 @@ def float64_policy():
 
 
 def tiny_configs():
-    """(name, Config) of the tiny networks the command checks."""
-    for recon_loss, learn_scale in LIKELIHOODS:
-        for architecture in ("conv", "dense"):
+    """(name, Config) of the tiny networks the command checks: every registered
+    likelihood on every registered architecture."""
+    from vae_tf import architectures, likelihoods
+
+    for recon_loss, likelihood in likelihoods.REGISTRY.items():
+        learn_scale = LEARNED_SCALE.get(recon_loss, "shared") if likelihood.has_scale else "none"
+        for architecture in architectures.REGISTRY:
             yield f"{recon_loss}/{architecture}", Config(
                 dataset="synthetic", architecture=architecture, latent_dim=2,
                 conv_channels=(2, 3), kernel_size=3, dense_units=(6,),
@@ -74,10 +75,13 @@ def tiny_configs():
 
 
 def tiny_inputs(config: Config, batch: int = 3, seed: int = 0):
-    """Images (binary for bernoulli, gray otherwise) and fixed noise eps, float64."""
+    """Images (binary for discrete likelihoods, gray otherwise) and fixed noise eps,
+    float64."""
+    from vae_tf import likelihoods
+
     rng = np.random.default_rng(seed)
     images = rng.uniform(size=(batch, *IMAGE_SHAPE))
-    if config.recon_loss == "bernoulli":
+    if likelihoods.REGISTRY[config.recon_loss].discrete:
         images = (images > 0.5).astype(np.float64)
     return images, rng.standard_normal((batch, config.latent_dim))
 
@@ -168,14 +172,13 @@ def main(argv):
         print(f"{name:<20}{variable:<{width + 2}}{error:.2e}{'' if ok else '  FAIL'}")
     failed = sum(not r[3] for r in rows)
     if failed:
-        print(f"error: {failed} variables exceed the tolerance {FLAGS.tolerance:g}",
-              file=sys.stderr)
-        sys.exit(1)
+        raise UserError(f"{failed} variables exceed the tolerance {FLAGS.tolerance:g}")
     print(f"all {len(rows)} variables within {FLAGS.tolerance:g}")
 
 
-if __name__ == "__main__":
-    from absl import app
+def console_main():
+    cli.run(main, FLAG_NAMES)
 
-    define_flags()
-    app.run(main)
+
+if __name__ == "__main__":
+    console_main()

@@ -17,7 +17,7 @@ LOGVAR_MIN, LOGVAR_MAX = -30.0, 20.0
 # density of a continuous likelihood on 8-bit data grows without bound.
 LOG_SCALE_MIN = math.log(1e-3)
 
-_LOG_2PI = math.log(2.0 * math.pi)
+LOG_2PI = math.log(2.0 * math.pi)
 _LOG_2 = math.log(2.0)
 
 
@@ -25,16 +25,12 @@ def _sum_per_example(values: tf.Tensor) -> tf.Tensor:
     return tf.reduce_sum(tf.reshape(values, [tf.shape(values)[0], -1]), axis=1)
 
 
-def gaussian_kl(mean: tf.Tensor, logvar: tf.Tensor) -> tf.Tensor:
-    """KL(N(mean, exp(logvar)) || N(0, I)) per example, summed over latent dimensions.
-
-    KL = 0.5 * sum_j (exp(logvar_j) + mean_j^2 - 1 - logvar_j)
-    """
-    return 0.5 * tf.reduce_sum(tf.exp(logvar) + tf.square(mean) - 1.0 - logvar, axis=-1)
-
-
 def gaussian_kl_per_dim(mean: tf.Tensor, logvar: tf.Tensor) -> tf.Tensor:
-    """The KL above before the sum over latent dimensions, shape [batch, latent]."""
+    """KL(N(mean, exp(logvar)) || N(0, I)) per latent dimension, shape [batch, latent].
+
+    KL_j = 0.5 * (exp(logvar_j) + mean_j^2 - 1 - logvar_j); the KL of an example is
+    the sum over j (the caller sums, since the KL penalties work per dimension).
+    """
     return 0.5 * (tf.exp(logvar) + tf.square(mean) - 1.0 - logvar)
 
 
@@ -55,7 +51,7 @@ def gaussian_nll(x: tf.Tensor, mean: tf.Tensor, log_scale: tf.Tensor) -> tf.Tens
     """
     log_scale = tf.broadcast_to(log_scale, tf.shape(x))
     z = (x - mean) * tf.exp(-log_scale)
-    return _sum_per_example(0.5 * tf.square(z) + log_scale + 0.5 * _LOG_2PI)
+    return _sum_per_example(0.5 * tf.square(z) + log_scale + 0.5 * LOG_2PI)
 
 
 def laplace_nll(x: tf.Tensor, mean: tf.Tensor, log_scale: tf.Tensor) -> tf.Tensor:
@@ -65,21 +61,3 @@ def laplace_nll(x: tf.Tensor, mean: tf.Tensor, log_scale: tf.Tensor) -> tf.Tenso
     """
     log_scale = tf.broadcast_to(log_scale, tf.shape(x))
     return _sum_per_example(tf.abs(x - mean) * tf.exp(-log_scale) + log_scale + _LOG_2)
-
-
-def reconstruction_nll(kind: str, x: tf.Tensor, decoder_output: tf.Tensor,
-                       log_scale: tf.Tensor) -> tf.Tensor:
-    """-log p(x|z) per example for the likelihood `kind`.
-
-    `decoder_output` is the decoder's pre-activation: Bernoulli logits, or the
-    pre-sigmoid mean of the Gaussian and Laplace likelihoods (their mean lies in
-    [0, 1] like the data).
-    """
-    if kind == "bernoulli":
-        return bernoulli_nll(x, decoder_output)
-    mean = tf.sigmoid(decoder_output)
-    if kind == "gaussian":
-        return gaussian_nll(x, mean, log_scale)
-    if kind == "laplace":
-        return laplace_nll(x, mean, log_scale)
-    raise ValueError(f"Unknown reconstruction likelihood {kind!r}.")

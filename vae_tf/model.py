@@ -1,41 +1,58 @@
 """The VAE: a subclassed keras.Model whose train_step and test_step share one ELBO helper.
 
+The likelihood (vae_tf/likelihoods.py), the encoder and decoder
+(vae_tf/architectures/) and the KL weight schedule and penalty (vae_tf/kl.py) are
+built from the Config by `build_vae` and handed to the model.
+
 Reported metrics (nats per image, averaged over the epoch):
   loss            negative ELBO = reconstruction + kl (whatever the KL weight)
   reconstruction  E_q[-log p(x|z)], one sample of z
   kl              KL(q(z|x) || N(0, I))
-  kl_weight       the KL weight (beta) in force
+  kl_weight       (training only) the KL weight (beta) in force at the epoch's last step
 """
 
-import math
 from typing import Tuple
 
 import keras
 import tensorflow as tf
 
-from vae_tf import distribute, losses, networks, regularizers, schedules
+from vae_tf import architectures, distribute, likelihoods, losses
+from vae_tf import kl as kl_lib
 from vae_tf.config import Config
 
 
 class VAE(keras.Model):
-    """Encoder q(z|x) = N(mean, exp(logvar)), prior N(0, I), decoder p(x|z)."""
+    """Encoder q(z|x) = N(mean, exp(logvar)), prior N(0, I), decoder p(x|z).
 
-    def __init__(self, config: Config, image_shape: Tuple[int, int, int],
-                 total_steps: int = None, **kwargs):
+    Args:
+        config: the run's settings (architecture, likelihood, latent size, seed).
+        image_shape: [H, W, C] of the images.
+        kl_schedule: the KL weight as a function of the training step
+            (a `vae_tf.kl.Schedule`, or any callable on an int64 step).
+        kl_penalty: the KL penalty of the training objective, called as
+            kl_penalty(kl_per_dim, kl_weight, step) -> [batch] (see vae_tf/kl.py).
+    """
+
+    def __init__(self, config: Config, image_shape: Tuple[int, int, int], *,
+                 kl_schedule, kl_penalty, **kwargs):
         super().__init__(**kwargs)
         self.config = config
-        self.total_steps = total_steps  # of the whole run; the cyclical schedule needs it
         self.image_shape = tuple(image_shape)
         self.latent_dim = config.latent_dim
-        self.encoder = networks.build_encoder(config, self.image_shape)
-        self.decoder = networks.build_decoder(config, self.image_shape)
-        self.log_scale = self.add_weight(
-            shape=_scale_shape(config.learn_scale, self.image_shape),
-            initializer=keras.initializers.Constant(math.log(config.recon_scale)),
-            trainable=config.learn_scale != "none", name="log_scale")
+        self.kl_schedule, self.kl_penalty = kl_schedule, kl_penalty
+        self.likelihood = likelihoods.build(config, self.image_shape)
+        self.encoder = architectures.build_encoder(config, self.image_shape)
+        self.decoder = architectures.build_decoder(
+            config, self.image_shape, self.likelihood.decoder_channels(self.image_shape[-1]))
+        # Training steps taken, which the KL schedule and penalty read. A weight, so
+        # that checkpoints carry it and a resumed run continues its schedule; under
+        # tf.distribute every replica adds 1 per step and the first one's sum is kept.
+        self.training_steps = self.add_weight(
+            shape=(), dtype="int64", initializer="zeros", trainable=False,
+            aggregation="only_first_replica", name="training_steps")
         self.noise_seed = keras.random.SeedGenerator(config.seed)
         self.trackers = {name: keras.metrics.Mean(name=name)
-                         for name in ("loss", "reconstruction", "kl", "kl_weight")}
+                         for name in ("loss", "reconstruction", "kl")}
 
     @property
     def metrics(self):
@@ -51,22 +68,18 @@ class VAE(keras.Model):
         mean, logvar = tf.split(h, 2, axis=-1)
         return mean, tf.clip_by_value(logvar, losses.LOGVAR_MIN, losses.LOGVAR_MAX)
 
-    def decode_logits(self, z, training=False):
-        """The decoder's pre-activation (Bernoulli logits or pre-sigmoid mean)."""
+    def decoder_output(self, z, training=False):
+        """The decoder's raw output, the likelihood's parameters, in the variable dtype."""
         return tf.cast(self.decoder(z, training=training), self.variable_dtype)
 
     def decode(self, z):
         """The mean of p(x|z), in [0, 1]."""
-        return tf.sigmoid(self.decode_logits(z))
-
-    def likelihood_log_scale(self):
-        """log sigma (gaussian) or log b (laplace), clamped from below."""
-        return tf.maximum(tf.cast(self.log_scale, self.variable_dtype), losses.LOG_SCALE_MIN)
+        return self.likelihood.mean(self.decoder_output(z))
 
     def call(self, images, training=False):
         """Deterministic reconstruction: the decoder's mean at the mean of q(z|x)."""
         mean, _ = self.encode(images, training=training)
-        return tf.sigmoid(self.decode_logits(mean, training=training))
+        return self.likelihood.mean(self.decoder_output(mean, training=training))
 
     # -- the objective ------------------------------------------------------------
     def elbo_terms(self, images, training=False, eps=None):
@@ -86,9 +99,7 @@ class VAE(keras.Model):
 
     def log_likelihood(self, images, z, training=False):
         """log p(x|z) per example [batch], summed over pixels (nats)."""
-        logits = self.decode_logits(z, training=training)
-        return -losses.reconstruction_nll(self.config.recon_loss, images, logits,
-                                          self.likelihood_log_scale())
+        return -self.likelihood.nll(images, self.decoder_output(z, training=training))
 
     def noise(self, shape):
         """Standard-normal noise of `shape` from the model's seeded generator.
@@ -103,20 +114,14 @@ class VAE(keras.Model):
                                     seed=self.noise_seed)
         return draws[replicas.replica_id_in_sync_group]
 
-    def kl_weight_at(self, step):
-        return schedules.kl_weight(step, self.config, self.total_steps)
-
-    def regularizer(self, kl_per_dim, kl_weight):
-        """The KL penalty of the training objective, per example (the variants' hook):
-        beta * KL, or free bits, or a capacity target (see regularizers.py)."""
-        return regularizers.kl_penalty(kl_per_dim, kl_weight, self.config,
-                                       self.optimizer.iterations)
-
     def objective(self, images, training, eps=None):
-        """Mean training objective over the batch, and the per-example ELBO terms."""
-        kl_weight = tf.cast(self.kl_weight_at(self.optimizer.iterations), self.variable_dtype)
+        """The training objective, the batch mean of reconstruction + KL penalty at
+        the current training step; also the per-example ELBO terms (reconstruction
+        and KL, [batch] each) and the KL weight used."""
+        step = self.training_steps.value
+        kl_weight = tf.cast(self.kl_schedule(step), self.variable_dtype)
         rec, kl_per_dim = self.elbo_terms(images, training=training, eps=eps)
-        objective = tf.reduce_mean(rec + self.regularizer(kl_per_dim, kl_weight))
+        objective = tf.reduce_mean(rec + self.kl_penalty(kl_per_dim, kl_weight, step))
         return objective, rec, tf.reduce_sum(kl_per_dim, axis=-1), kl_weight
 
     def train_step(self, data):
@@ -130,17 +135,20 @@ class VAE(keras.Model):
             scaled = self.optimizer.scale_loss(scaled)
         grads = tape.gradient(scaled, self.trainable_weights)
         self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
-        return self._record(rec, kl, kl_weight)
+        self.training_steps.assign_add(1)
+        # The weight of this step, not an epoch mean: the epoch's log is its last step's.
+        return self._record(rec, kl, kl_weight=kl_weight)
 
     def test_step(self, data):
-        _, rec, kl, kl_weight = self.objective(_images(data), training=False)
-        return self._record(rec, kl, kl_weight)
+        # The ELBO alone: the KL weight and penalty belong to training.
+        rec, kl_per_dim = self.elbo_terms(_images(data), training=False)
+        return self._record(rec, tf.reduce_sum(kl_per_dim, axis=-1))
 
-    def _record(self, rec, kl, kl_weight):
-        for name, value in (("loss", rec + kl), ("reconstruction", rec), ("kl", kl),
-                            ("kl_weight", kl_weight)):
+    def _record(self, rec, kl, **values):
+        """Logs the epoch means of the ELBO terms so far, and `values` as they are."""
+        for name, value in (("loss", rec + kl), ("reconstruction", rec), ("kl", kl)):
             self.trackers[name].update_state(value)
-        logs = {name: t.result() for name, t in self.trackers.items()}
+        logs = {**{name: t.result() for name, t in self.trackers.items()}, **values}
         if distribute.across_workers():
             # Keras 3's fit averages the logs across workers over their axis 0, which
             # fails on scalars ("Invalid reduction dimension", tensorflow#72388). The
@@ -153,11 +161,6 @@ class VAE(keras.Model):
 def _images(data):
     """Datasets may yield images alone or (images, labels)."""
     return data[0] if isinstance(data, (tuple, list)) else data
-
-
-def _scale_shape(learn_scale: str, image_shape):
-    return {"none": (), "shared": (), "channel": (image_shape[-1],),
-            "pixel": tuple(image_shape)}[learn_scale]
 
 
 class Autoencoder(VAE):
@@ -181,21 +184,24 @@ def build_vae(config: Config, image_shape, total_steps: int = None) -> VAE:
     """A compiled, built VAE (built so that export, checkpoints and resume work);
     an `Autoencoder` for --model=ae.
 
-    `total_steps`, the run's number of training steps, sets the cyclical KL schedule.
-    Call it inside `strategy.scope()` to train under tf.distribute.
+    The KL weight schedule and penalty come from `config`; `total_steps`, the run's
+    number of training steps, sets the cyclical schedule's period. Call it inside
+    `strategy.scope()` to train under tf.distribute.
     """
     model_class = Autoencoder if config.model == "ae" else VAE
+    kl_parts = dict(kl_schedule=kl_lib.weight_schedule(config, total_steps),
+                    kl_penalty=kl_lib.penalty(config))
     if config.precision == "float32":
         # Keras' default policy: leave the caller's in force (the gradient check
         # builds in float64).
-        model = model_class(config, image_shape, total_steps=total_steps)
+        model = model_class(config, image_shape, **kl_parts)
     else:
         # Layers take the global dtype policy when they are created; restoring it
         # afterwards leaves other models made in this process unaffected.
         previous = keras.mixed_precision.global_policy()
         keras.mixed_precision.set_global_policy(config.precision)
         try:
-            model = model_class(config, image_shape, total_steps=total_steps)
+            model = model_class(config, image_shape, **kl_parts)
         finally:
             keras.mixed_precision.set_global_policy(previous)
     # Under mixed_float16, compile wraps the optimizer in a LossScaleOptimizer.

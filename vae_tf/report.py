@@ -33,7 +33,7 @@ FLAG_NAMES = ("run_dir", "compare", "output")
 CURVES = (("loss", "loss: negative ELBO (nats)"),
           ("reconstruction", "reconstruction: -log p(x|z) (nats)"),
           ("kl", "KL(q(z|x) || N(0, I)) (nats)"),
-          ("kl_weight", "KL weight (beta) at the epoch's last step"),
+          ("kl_weight", "KL weight (beta) at each epoch's last step"),
           ("active_units", "active units (test images)"))
 # Headline metrics of the comparison table, in order.
 COMPARED = ("loss", "val_loss", "val_reconstruction", "val_kl", "kl_weight", "active_units")

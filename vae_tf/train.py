@@ -49,15 +49,13 @@ def run(config: Config, dataset_override=None) -> dict:
 
 def _train(config, dataset_override, strategy, run_dir, write_dir, resuming):
     from vae_tf import callbacks as callbacks_lib
-    from vae_tf import datasets, export
+    from vae_tf import datasets, export, likelihoods
     from vae_tf.datasets.pipeline import make_batches
 
     data = dataset_override or datasets.load(config)
     logging.info("Data: %s; %d train / %d test images of shape %s.", data.source,
                  data.num_train, data.num_test, data.image_shape)
-    if config.recon_loss == "bernoulli" and config.binarize == "none":
-        logging.info("Bernoulli likelihood on non-binary pixels: the loss is a "
-                     "cross-entropy, not a normalized log-likelihood.")
+    logging.info("Likelihood: %s.", likelihoods.describe(config)[0])
 
     import keras
     import tensorflow as tf
