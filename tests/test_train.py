@@ -33,7 +33,7 @@ def test_run_writes_the_run_directory_and_test_loss_falls(tmp_path):
     assert saved == config.replace(run_name=os.path.basename(run_dir))
 
     rows = _rows(run_dir)
-    assert [int(r["epoch"]) for r in rows] == [0, 1, 2, 3]
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4]  # counted as the grids are
     val = [float(r["val_loss"]) for r in rows]
     assert val[-1] < val[0] - 20, val  # nats per image on 28x28 shapes
     for r in rows:  # loss is the negative ELBO: reconstruction + KL
@@ -48,7 +48,6 @@ def test_run_writes_the_run_directory_and_test_loss_falls(tmp_path):
     assert samples.std() > 20  # shapes on a dark background, not one flat average
     assert os.path.isfile(os.path.join(run_dir, "checkpoints", "epoch_0004.weights.h5"))
     assert os.path.isfile(os.path.join(run_dir, "saved_model", "saved_model.pb"))
-    assert not os.path.exists(os.path.join(run_dir, "backup"))  # removed once finished
 
     with pytest.raises(UserError, match="already finished"):
         train.run(config.replace(run_name=os.path.basename(run_dir)))
@@ -78,11 +77,11 @@ def test_killed_run_resumes_and_keeps_what_it_wrote(tmp_path):
 
     result = run_module("vae_tf.train", *args)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "Resuming run" in result.stderr
+    assert "Resuming after epoch" in result.stderr
     assert "Epoch 1/8" not in result.stdout  # continued, did not start over
     epochs = [int(r["epoch"]) for r in _rows(run_dir)]
-    assert epochs[:done_before] == list(range(done_before))
-    assert sorted(set(epochs)) == list(range(8))
+    assert done_before >= 2
+    assert epochs == list(range(1, 9))  # every epoch exactly once
     assert (run_dir / "images" / "recon_epoch_0001.png").read_bytes() == first_grid
     assert rundir.RunDir(str(run_dir)).is_finished()
 

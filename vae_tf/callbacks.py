@@ -9,7 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from vae_tf import images as image_utils
-from vae_tf import latent, pictures, report, rundir
+from vae_tf import checkpoints, faults, files, latent, pictures, report, rundir
 from vae_tf.config import Config
 
 # Active units (Burda et al. 2016) are counted on this many fixed test images.
@@ -92,7 +92,7 @@ class ImageGridCallback(keras.callbacks.Callback):
 
 
 class CollapseMonitor(keras.callbacks.Callback):
-    """Adds to each epoch's logs, for CSVLogger, TensorBoard and the report:
+    """Adds to each epoch's logs, for metrics.csv, TensorBoard and the report:
 
     step          optimizer steps taken so far (the x axis of the report's curves)
     active_units  latent dimensions whose posterior mean varies across a fixed set
@@ -153,6 +153,7 @@ class StopOnNaN(keras.callbacks.TerminateOnNaN):
         self.epoch = epoch
 
     def on_batch_end(self, batch, logs=None):
+        faults.point("batch")
         super().on_batch_end(batch, logs)
         if self.model.stop_training and self.failed_at is None:
             self.failed_at = (self.epoch + 1, batch + 1)
@@ -172,53 +173,65 @@ def num_monitor_test_images(grid_size: int) -> int:
     return max(num_grid_test_images(grid_size), ACTIVE_UNITS_IMAGES)
 
 
-class RestoreOnly(keras.callbacks.BackupAndRestore):
-    """Resumes from another process's backup without ever writing or deleting it:
-    non-chief workers restore the chief's backup so that all resume at one epoch."""
+class MetricsLogger(keras.callbacks.Callback):
+    """Appends one row per epoch to metrics.csv: `epoch` (counted from 1, as the
+    grids and checkpoints are) and every logged value, the columns in the order of
+    the file's header (the first epoch's sorted keys).
+
+    Keras' CSVLogger writes through a buffered file that a kill can leave half
+    written and a full disk fails at an arbitrary flush; here each row is one
+    flushed append, and training drops any row of an epoch it trains again
+    (`rundir.RunDir.keep_metrics_before`) before it starts.
+    """
+
+    def __init__(self, run: rundir.RunDir):
+        super().__init__()
+        self.run = run
 
     def on_epoch_end(self, epoch, logs=None):
-        pass
+        logs = dict(logs or {})
+        header = self.run.metrics_header()
+        if header is None:
+            header = ["epoch"] + sorted(logs)
+            files.append_line(self.run.metrics_path, ",".join(header) + "\n")
+        values = {"epoch": epoch + 1, **logs}
+        row = ",".join(_csv_value(values.get(name)) for name in header)
+        files.append_line(self.run.metrics_path, row + "\n")
 
-    def on_train_batch_end(self, batch, logs=None):
-        pass
 
-    def on_train_end(self, logs=None):
-        pass
+def _csv_value(value) -> str:
+    if value is None:
+        return "NA"
+    value = float(np.asarray(value).reshape(-1)[0])
+    return str(int(value)) if value.is_integer() and abs(value) < 2 ** 53 else repr(value)
 
 
 def make_callbacks(config: Config, run_dir: rundir.RunDir, test_images: np.ndarray,
                    write_dir: rundir.RunDir = None):
-    """The callbacks of a training run, all writing under `run_dir`.
+    """The callbacks of a training run, all writing under `write_dir` (the run
+    directory, or a temporary folder for non-chief workers of a multi-worker run).
 
     `test_images` is a fixed set of test images (num_monitor_test_images of them):
     the first num_grid_test_images appear in the reconstruction grid, and all of
     them count the active units.
 
-    BackupAndRestore comes first so that a crash after an epoch's files are written
-    resumes after that epoch; CSVLogger appends so resumed runs keep earlier rows.
-    CollapseMonitor comes before the loggers, which write the logs it adds to, and
-    the report comes after every callback that writes what it shows.
-    Non-chief workers of a multi-worker run pass a temporary `write_dir` for their
-    copies of the files and resume from the chief's backup in `run_dir`.
-    Returns (callbacks, the StopOnNaN among them).
+    At each epoch's end CollapseMonitor adds to the logs first, the metrics row,
+    TensorBoard, the grids and the report follow, and the checkpoint comes last: a
+    run resumes after the newest checkpoint, so every file of that epoch is then
+    already written. Returns (callbacks, the StopOnNaN among them).
     """
     nan_guard = StopOnNaN()
     write_dir = write_dir or run_dir
-    chief = write_dir.path == run_dir.path
-    backup = keras.callbacks.BackupAndRestore if chief else RestoreOnly
     callbacks = [
-        backup(run_dir.backup_dir),
-        keras.callbacks.ModelCheckpoint(write_dir.checkpoint_pattern(), save_weights_only=True),
         CollapseMonitor(test_images, config.batch_size),
-        keras.callbacks.CSVLogger(write_dir.metrics_path, append=True),
+        MetricsLogger(write_dir),
         keras.callbacks.TensorBoard(write_dir.tensorboard_dir, write_graph=False),
         ImageGridCallback(write_dir, test_images[:num_grid_test_images(config.grid_size)],
                           config.seed, config.grid_size,
                           tensorboard_dir=write_dir.tensorboard_dir),
-        nan_guard,
     ]
-    if chief:
+    if write_dir.path == run_dir.path:
         # The report and the GIF are made from the run directory's own files
         # (config.json, metrics.csv, grids), which only the chief writes.
-        callbacks[-1:-1] = [ReportCallback(run_dir), SamplesGifCallback(run_dir)]
-    return callbacks, nan_guard
+        callbacks += [ReportCallback(run_dir), SamplesGifCallback(run_dir)]
+    return callbacks + [checkpoints.EpochCheckpoint(write_dir), nan_guard], nan_guard

@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 
+from vae_tf import faults
 from vae_tf.errors import UserError
 
 
@@ -24,6 +25,7 @@ def atomic_path(path: str):
         if folder:
             os.makedirs(folder, exist_ok=True)
         yield tmp
+        faults.point(f"write:{os.path.basename(path)}")
         os.replace(tmp, path)
     except OSError as e:
         _remove(tmp)
@@ -63,6 +65,7 @@ def atomic_dir(path: str):
     try:
         os.makedirs(tmp)
         yield tmp
+        faults.point(f"dir:{name}")
         if os.path.exists(path):
             os.rename(path, old)
         os.rename(tmp, path)
@@ -73,6 +76,24 @@ def atomic_dir(path: str):
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     shutil.rmtree(old, ignore_errors=True)
+
+
+def append_line(path: str, line: str) -> None:
+    """Appends one line to a log file and flushes it to the disk. A kill can cut
+    the line short; readers of such logs skip a last line without its newline."""
+    data = line.encode("utf-8")
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            # Two writes, so that the crash tests can kill between them.
+            os.write(fd, data[:len(data) // 2])
+            faults.point(f"append:{os.path.basename(path)}")
+            os.write(fd, data[len(data) // 2:])
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as e:
+        raise UserError(f"Cannot write {path}: {e.strerror or e}.") from None
 
 
 def _remove(path: str) -> None:

@@ -63,7 +63,7 @@ class RunRecord:
 
     def x(self):
         """Optimizer steps at each epoch's end (epoch numbers for older runs)."""
-        return [r["step"] if "step" in r else r["epoch"] + 1 for r in self.rows]
+        return [r["step"] if "step" in r else r["epoch"] for r in self.rows]
 
 
 def load_run(run_dir: str) -> RunRecord:
@@ -203,8 +203,8 @@ def run_page(run: RunRecord) -> str:
         parts.append(f"<h2>Metrics</h2><p>Final: the last epoch. Best: the epoch with the "
                      f"lowest <code>{key}</code>. Losses in nats per image; "
                      "<code>val_</code> is the test split.</p>")
-        parts.append(_table(["metric", f"final (epoch {int(final['epoch']) + 1})",
-                             f"best (epoch {int(best['epoch']) + 1})"],
+        parts.append(_table(["metric", f"final (epoch {int(final['epoch'])})",
+                             f"best (epoch {int(best['epoch'])})"],
                             [[k, final[k], best[k]] for k in _metric_names(run.rows)]))
         parts.append("<h2>Curves</h2>" + _img(curves_png([run]), "training curves", "curves"))
     latest = run.dir.grids("samples")

@@ -7,22 +7,31 @@ its rules (creating, resuming, finished or not, reading its config and metrics).
     images/<kind>_epoch_NNNN.png    grids after each epoch (kinds: GRID_KINDS)
     images/samples.gif              the samples grids of all epochs, animated
     tensorboard/                    TensorBoard scalars and images
-    checkpoints/epoch_NNNN.weights.h5
-    backup/                         resume state while the run is unfinished
+    checkpoints/epoch_NNNN.weights.h5  weights and optimizer state after each epoch;
+                                    a run resumes from the newest one that loads
     saved_model/                    the SavedModel; a run is finished once it is complete
     eval.json                       written by `vae_tf.evaluate`
     pictures/                       written by the picture commands
+    .lock                           held by the one process training the run
 
-Imports no TensorFlow: the report, the commands' flag checks and tests use it cheaply.
+Every file is written whole or not at all (vae_tf/files.py), and one process at a
+time trains a run (an OS file lock, which dies with its process). Imports no
+TensorFlow: the report, the commands' flag checks and tests use it cheaply.
 """
 
 import csv
 import datetime
+import errno
+import fcntl
 import glob
+import io
 import json
+import math
 import os
 import re
 from typing import List, Optional, Tuple
+
+from absl import logging
 
 from vae_tf import files
 from vae_tf.config import Config
@@ -34,7 +43,7 @@ REPORT = "report.html"
 IMAGES = "images"
 TENSORBOARD = "tensorboard"
 CHECKPOINTS = "checkpoints"
-BACKUP = "backup"
+LOCK = ".lock"
 SAVED_MODEL = "saved_model"
 EVAL = "eval.json"
 PICTURES = "pictures"
@@ -42,6 +51,11 @@ SAMPLES_GIF = "samples.gif"
 # The grids written after every epoch, in the order the report shows them.
 GRID_KINDS = ("recon", "samples", "traversal")
 _GRID_EPOCH = re.compile(r"_epoch_(\d+)\.png$")
+_CHECKPOINT_EPOCH = re.compile(r"epoch_(\d+)\.weights\.h5$")
+
+
+class RunInUse(UserError):
+    """Another process holds the run's lock."""
 
 
 class RunDir:
@@ -82,10 +96,6 @@ class RunDir:
         return self.join(TENSORBOARD)
 
     @property
-    def backup_dir(self) -> str:
-        return self.join(BACKUP)
-
-    @property
     def saved_model_dir(self) -> str:
         return self.join(SAVED_MODEL)
 
@@ -101,12 +111,18 @@ class RunDir:
         """Where a picture command writes `name` by default."""
         return self.join(PICTURES, name)
 
-    def checkpoint_pattern(self) -> str:
-        """Keras ModelCheckpoint's file pattern (it fills in the 1-based epoch)."""
-        return self.join(CHECKPOINTS, "epoch_{epoch:04d}.weights.h5")
-
     def checkpoint(self, epoch: int) -> str:
-        return self.checkpoint_pattern().format(epoch=epoch)
+        """The weights after epoch `epoch` (counted from 1)."""
+        return self.join(CHECKPOINTS, f"epoch_{epoch:04d}.weights.h5")
+
+    def checkpoints(self) -> List[Tuple[int, str]]:
+        """(epoch, path) of every epoch's checkpoint, newest first."""
+        found = []
+        for path in glob.glob(self.join(CHECKPOINTS, "epoch_*.weights.h5")):
+            match = _CHECKPOINT_EPOCH.search(path)
+            if match:
+                found.append((int(match.group(1)), path))
+        return sorted(found, reverse=True)
 
     def grid(self, kind: str, epoch: int) -> str:
         """The `kind` grid written after epoch `epoch` (counted from 1)."""
@@ -122,8 +138,13 @@ class RunDir:
 
     def is_finished(self) -> bool:
         """Whether training ended and the SavedModel was written (it is renamed into
-        place only when complete)."""
-        return os.path.isfile(os.path.join(self.saved_model_dir, "saved_model.pb"))
+        place only when complete; one damaged since counts as not written)."""
+        return all(os.path.isfile(os.path.join(self.saved_model_dir, *part)) for part in
+                   (("saved_model.pb",), ("variables", "variables.index")))
+
+    def lock(self) -> "RunLock":
+        """Takes the run's lock for this process (RunInUse when another holds it)."""
+        return RunLock(self)
 
     # -- reading ----------------------------------------------------------------------
     def read_settings(self) -> dict:
@@ -148,15 +169,46 @@ class RunDir:
                             f"({e}).") from None
 
     def read_metrics(self) -> List[dict]:
-        """metrics.csv as one dict of floats per epoch, in epoch order; an epoch logged
-        twice (a resumed run) keeps its last row."""
+        """metrics.csv as one dict of floats per epoch, in epoch order. An epoch logged
+        twice keeps its last row; a line cut short (a killed write) is left out."""
+        header, lines = self._metrics_lines()
         by_epoch = {}
-        if os.path.isfile(self.metrics_path):
-            with open(self.metrics_path, newline="") as f:
-                for row in csv.DictReader(f):
-                    values = {k: _number(v) for k, v in row.items() if k}
-                    by_epoch[int(values["epoch"])] = values
+        for row in csv.DictReader(io.StringIO("".join([header] + lines))):
+            values = {k: _number(v) for k, v in row.items() if k}
+            epoch = values.get("epoch", float("nan"))
+            if math.isfinite(epoch) and not any(v is None for v in row.values()):
+                by_epoch[int(epoch)] = values
         return [by_epoch[e] for e in sorted(by_epoch)]
+
+    def keep_metrics_before(self, epoch: int) -> None:
+        """Rewrites metrics.csv with only the whole rows of epochs before `epoch`
+        (counted from 1), the state a run resuming after epoch - 1 continues from."""
+        header, lines = self._metrics_lines()
+        if not header:  # no file, or only a header cut short
+            if os.path.exists(self.metrics_path):
+                os.remove(self.metrics_path)
+            return
+        kept = [line for line in lines if _row_epoch(line) is not None
+                and _row_epoch(line) < epoch]
+        if kept != lines:
+            files.write_text(self.metrics_path, "".join([header] + kept))
+
+    def metrics_header(self) -> Optional[List[str]]:
+        """The column names of metrics.csv, or None before its first row."""
+        header, _ = self._metrics_lines()
+        return header.rstrip("\n").split(",") if header else None
+
+    def _metrics_lines(self):
+        """(header line, whole data lines) of metrics.csv; ("", []) when absent."""
+        if not os.path.isfile(self.metrics_path):
+            return "", []
+        with open(self.metrics_path, newline="") as f:
+            lines = f.readlines()
+        if not lines or not lines[0].endswith("\n"):
+            return "", []
+        width = lines[0].count(",")
+        whole = [line for line in lines[1:] if line.endswith("\n") and line.count(",") == width]
+        return lines[0], whole
 
     # -- writing ----------------------------------------------------------------------
     def write_config(self, config: Config) -> None:
@@ -176,6 +228,36 @@ class RunDir:
         return path
 
 
+class RunLock:
+    """An exclusive lock on a run directory, held until `release` or the process ends.
+
+    flock on <run>/.lock: the kernel drops it when the process dies, however it
+    dies, so a killed run never leaves a stale lock. The file holds the holder's
+    process id, for the message another process shows.
+    """
+
+    def __init__(self, run: RunDir):
+        os.makedirs(run.path, exist_ok=True)
+        path = run.join(LOCK)
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            holder = os.pread(self.fd, 64, 0).decode(errors="replace").strip() or "unknown"
+            os.close(self.fd)
+            if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                raise RunInUse(f"Run {run.path} is being trained by process {holder}; wait "
+                               "for it to finish, or choose another --run_name.") from None
+            raise UserError(f"Cannot lock {path}: {e.strerror}.") from None
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, f"{os.getpid()}\n".encode(), 0)
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # closing the descriptor releases the flock
+            self.fd = None
+
+
 def epoch_of_grid(path: str) -> int:
     """The epoch number in a grid's file name."""
     return int(_GRID_EPOCH.search(path).group(1))
@@ -188,12 +270,15 @@ def open_existing(path: str) -> RunDir:
     return RunDir(path)
 
 
-def resolve(config: Config) -> Tuple[Config, RunDir, bool]:
-    """Chooses the run directory: returns (config with run_name set, run, resuming).
+def resolve(config: Config) -> Tuple[Config, RunDir, bool, RunLock]:
+    """Chooses the run directory and locks it for this process: returns (config with
+    run_name set, run, resuming, lock).
 
     An explicit --run_name resumes that run if it is unfinished and has the same
-    settings. Without one, the newest unfinished run with the same settings is
-    resumed (so re-running a crashed command continues it), else a new name is made.
+    settings, and fails when another process trains it. Without one, the newest
+    unfinished run with the same settings that no other process trains is resumed
+    (so re-running a crashed command continues it), else a new run is made. Each
+    decision is taken with the lock held, so two commands never share a run.
     """
     try:
         os.makedirs(config.output_dir, exist_ok=True)
@@ -204,44 +289,103 @@ def resolve(config: Config) -> Tuple[Config, RunDir, bool]:
 
     if config.run_name:
         run = RunDir(os.path.join(config.output_dir, config.run_name))
-        if not run.exists():
-            if os.path.isdir(run.path) and os.listdir(run.path):
-                raise UserError(f"{run.path} exists and holds no vae_tf run (no {CONFIG}); "
-                                "choose another --run_name.")
-            return config, run, False
-        previous = _config_or_error(run)
-        if run.is_finished():
-            raise UserError(f"Run {run.path} is already finished; choose another --run_name "
-                            "to train again (nothing was changed).")
-        differences = config.differences(previous)
-        if differences:
-            raise UserError(f"Run {run.path} was started with other settings (differing: "
-                            f"{', '.join(differences)}); choose another --run_name.")
-        return config, run, True
+        if os.path.isdir(run.path) and not run.exists() and _holds_other_files(run):
+            raise UserError(f"{run.path} exists and holds no vae_tf run (no {CONFIG}); "
+                            "choose another --run_name.")
+        lock = run.lock()
+        try:
+            return config, run, _check_resumable(run, config), lock
+        except BaseException:
+            lock.release()
+            raise
 
+    busy = []
     for run in _runs_newest_first(config.output_dir):
-        previous = _config_or_error(run)
-        if not run.is_finished() and not config.differences(previous):
-            return config.replace(run_name=previous.run_name), run, True
+        previous = _config_or_none(run)
+        if previous is None or run.is_finished() or config.differences(previous):
+            continue
+        try:
+            lock = run.lock()
+        except RunInUse:
+            busy.append(run.name)
+            continue
+        if run.is_finished():  # it finished while we looked
+            lock.release()
+            continue
+        return config.replace(run_name=previous.run_name), run, True, lock
+    config, run = _new_run(config)
+    if busy:
+        logging.warning("Run %s with these settings is being trained by another process; "
+                        "starting a new run %s.", busy[0], run.path)
+    return config, run, False, run.lock()
+
+
+def _check_resumable(run: RunDir, config: Config) -> bool:
+    """Whether the locked run `run` resumes (False: it is new); UserError when it
+    cannot be trained with `config`."""
+    if not run.exists():
+        return False
+    previous = _config_or_error(run)
+    if run.is_finished():
+        raise UserError(f"Run {run.path} is already finished; choose another --run_name "
+                        "to train again (nothing was changed).")
+    differences = config.differences(previous)
+    if differences:
+        raise UserError(f"Run {run.path} was started with other settings (differing: "
+                        f"{', '.join(differences)}); choose another --run_name.")
+    return True
+
+
+def _new_run(config: Config) -> Tuple[Config, RunDir]:
+    """A new, empty run directory named after the dataset and the time; created here
+    (mkdir is atomic), so that two commands starting together get two names."""
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    name, n = f"{config.dataset}_{stamp}", 1
-    while os.path.exists(os.path.join(config.output_dir, name)):
-        n += 1
-        name = f"{config.dataset}_{stamp}-{n}"
-    return config.replace(run_name=name), RunDir(os.path.join(config.output_dir, name)), False
+    for n in range(1, 1000):
+        name = f"{config.dataset}_{stamp}" + (f"-{n}" if n > 1 else "")
+        try:
+            os.mkdir(os.path.join(config.output_dir, name))
+        except FileExistsError:
+            continue
+        except OSError as e:
+            raise UserError(f"Cannot create a run directory in {config.output_dir}: "
+                            f"{e.strerror}.") from None
+        return config.replace(run_name=name), RunDir(os.path.join(config.output_dir, name))
+    raise UserError(f"Cannot find a free run name in {config.output_dir}.")
+
+
+def _holds_other_files(run: RunDir) -> bool:
+    return any(name != LOCK for name in os.listdir(run.path))
 
 
 def _config_or_error(run: RunDir) -> Config:
     try:
         return run.read_config()
     except UserError as e:
-        raise UserError(f"{e} Choose another --run_name.") from None
+        raise UserError(f"{e} Restore it, or choose another --run_name.") from None
+
+
+def _config_or_none(run: RunDir) -> Optional[Config]:
+    """The run's config; None (with a warning) when it is damaged, so that looking
+    for a run to resume skips it."""
+    try:
+        return run.read_config()
+    except UserError as e:
+        logging.warning("Skipping %s: %s", run.path, e)
+        return None
 
 
 def _runs_newest_first(output_dir: str) -> List[RunDir]:
     runs = [RunDir(os.path.join(output_dir, d)) for d in os.listdir(output_dir)]
     runs = [run for run in runs if run.exists()]
     return sorted(runs, key=lambda run: os.path.getmtime(run.path), reverse=True)
+
+
+def _row_epoch(line: str) -> Optional[int]:
+    """The epoch number at the start of a metrics.csv line, or None."""
+    try:
+        return int(float(line.split(",", 1)[0]))
+    except ValueError:
+        return None
 
 
 def _number(text: str) -> float:

@@ -6,7 +6,9 @@ Everything the run writes goes under <output_dir>/<run_name>/ (see vae_tf/rundir
 Running the same command again after a crash resumes the unfinished run.
 """
 
+import errno
 import os
+import re
 import shutil
 
 from absl import logging
@@ -26,30 +28,41 @@ def run(config: Config, dataset_override=None) -> dict:
 
     `dataset_override` (a `datasets.ImageData`) replaces the dataset `config` names.
     Returns {"run_dir": ..., "resumed": bool, plus the last epoch's metrics}.
-    Raises UserError for problems a user can fix (data, paths, a NaN loss).
+    Raises UserError for problems a user can fix (data, paths, a full disk, a NaN
+    loss). The run directory stays locked for this process until it returns.
     """
     from vae_tf import distribute  # imports TensorFlow
 
     # Before any other TensorFlow op: MultiWorkerMirroredStrategy must set up
     # collective ops first.
     strategy = distribute.make_strategy(config.strategy)
+    lock = None
     if distribute.is_chief(strategy):
-        config, run_dir, resuming = rundir.resolve(config)
-    else:  # the chief creates and checks the run directory; other workers only read it
+        config, run_dir, resuming, lock = rundir.resolve(config)
+    else:  # the chief creates, locks and checks the run directory; others only read it
         run_dir, resuming = rundir.RunDir(os.path.join(config.output_dir, config.run_name)), False
         if run_dir.is_finished():
             raise UserError(f"Run {run_dir.path} is already finished; choose another --run_name.")
     write_dir = rundir.RunDir(distribute.worker_write_dir(strategy, run_dir.path))
     try:
         return _train(config, dataset_override, strategy, run_dir, write_dir, resuming)
+    except UserError:
+        raise
+    except Exception as e:  # noqa: BLE001  a full disk surfaces from TensorFlow as well
+        disk_error = _disk_error(e)
+        if disk_error is None:
+            raise
+        raise disk_error from None
     finally:
         if write_dir.path != run_dir.path:
             shutil.rmtree(write_dir.path, ignore_errors=True)
+        if lock is not None:
+            lock.release()
 
 
 def _train(config, dataset_override, strategy, run_dir, write_dir, resuming):
     from vae_tf import callbacks as callbacks_lib
-    from vae_tf import datasets, export, likelihoods
+    from vae_tf import checkpoints, datasets, export, likelihoods
     from vae_tf.datasets.pipeline import make_batches
 
     data = dataset_override or datasets.load(config)
@@ -69,22 +82,27 @@ def _train(config, dataset_override, strategy, run_dir, write_dir, resuming):
     with strategy.scope():
         model = build_vae(config, data.image_shape,
                           total_steps=config.epochs * steps_per_epoch)
+        done = checkpoints.restore_latest(model, run_dir)
     train_ds = make_batches(data, config, training=True)
     test_ds = make_batches(data, config, training=False)
     monitor_n = callbacks_lib.num_monitor_test_images(config.grid_size)
     monitor_images = next(iter(make_batches(data, config.replace(batch_size=monitor_n),
                                             training=False))).numpy()
 
-    if not resuming and write_dir.path == run_dir.path:
-        run_dir.write_config(config)
-    logging.info("%s run %s", "Resuming" if resuming else "Starting", run_dir.path)
+    if write_dir.path == run_dir.path:
+        if not resuming:
+            run_dir.write_config(config)
+        # Rows of epochs after the checkpoint resumed from are trained again.
+        run_dir.keep_metrics_before(done + 1)
+    logging.info("%s run %s", f"Resuming after epoch {done} of" if resuming else "Starting",
+                 run_dir.path)
 
     callbacks, nan_guard = callbacks_lib.make_callbacks(config, run_dir, monitor_images,
                                                         write_dir)
-    history = model.fit(train_ds, epochs=config.epochs,
-                        steps_per_epoch=config.steps_per_epoch or None,
-                        validation_data=test_ds, validation_steps=config.eval_steps or None,
-                        callbacks=callbacks, verbose=2, shuffle=False)
+    model.fit(train_ds, epochs=config.epochs, initial_epoch=done,
+              steps_per_epoch=config.steps_per_epoch or None,
+              validation_data=test_ds, validation_steps=config.eval_steps or None,
+              callbacks=callbacks, verbose=2, shuffle=False)
     if nan_guard.failed_at:
         epoch, step = nan_guard.failed_at
         raise TrainingFailed(
@@ -93,8 +111,29 @@ def _train(config, dataset_override, strategy, run_dir, write_dir, resuming):
             f"checkpoints up to the last finished epoch are in {run_dir.join(rundir.CHECKPOINTS)}.")
     export.export_saved_model(model, write_dir.saved_model_dir)
     logging.info("Exported %s", write_dir.saved_model_dir)
-    final = {name: float(values[-1]) for name, values in history.history.items() if values}
-    return {"run_dir": run_dir.path, "resumed": resuming, **final}
+    rows = run_dir.read_metrics()
+    final = rows[-1] if rows else {}
+    return {"run_dir": run_dir.path, "resumed": resuming,
+            **{k: v for k, v in final.items() if k != "epoch"}}
+
+
+# What a full or read-only disk says, from the OS (errno) or from TensorFlow's writers.
+_DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+_DISK_MESSAGES = ("No space left on device", "Disk quota exceeded", "Read-only file system")
+
+
+def _disk_error(error: Exception):
+    """A UserError naming the path for an error caused by a full or read-only disk
+    (from the OS, or from TensorFlow's own writers), else None."""
+    text = str(getattr(error, "message", None) or error)
+    reason = next((m for m in _DISK_MESSAGES if m in text), None)
+    if reason is None and getattr(error, "errno", None) in _DISK_ERRNOS:
+        reason = os.strerror(error.errno)
+    if reason is None:
+        return None
+    path = getattr(error, "filename", None) or next(iter(re.findall(r"/[^\s;:,'\"]+", text)), "?")
+    return UserError(f"{reason} while writing {path}. Free some space and run the same "
+                     "command again to continue.")
 
 
 def main(argv):

@@ -25,14 +25,20 @@ class TrainedRun:
         if data_dir:
             self.config = self.config.replace(data_dir=data_dir)
         if not self.dir.is_finished():
-            raise UserError(f"{run_dir} has no {rundir.SAVED_MODEL}/ (the run is unfinished, "
-                            "or was copied without it): finish training first.")
+            raise UserError(f"{run_dir} has no complete {rundir.SAVED_MODEL}/ (the run is "
+                            "unfinished, was copied without it, or it is damaged): run the "
+                            "training command again to finish and export it.")
 
         import tensorflow as tf  # here, so that flag errors come without TF start-up
 
         tf.get_logger().setLevel("WARNING")
         # The loaded object owns the variables; the signatures alone would let them go.
-        self.saved_model = tf.saved_model.load(self.dir.saved_model_dir)
+        try:
+            self.saved_model = tf.saved_model.load(self.dir.saved_model_dir)
+        except (OSError, ValueError, tf.errors.OpError) as e:
+            raise UserError(f"{self.dir.saved_model_dir} does not load ({type(e).__name__}: "
+                            f"{str(e).splitlines()[0][:200]}); run the training command "
+                            "again to export it from the last checkpoint.") from None
         self.signatures = self.saved_model.signatures
         needed = ("encode", "decode", "reconstruct", "log_likelihood")
         missing = [name for name in needed if name not in self.signatures]

@@ -31,6 +31,7 @@ import tensorflow as tf
 from absl import logging
 from tqdm import tqdm  # a tensorflow-datasets dependency
 
+from vae_tf import faults
 from vae_tf.datasets.base import ImageData
 from vae_tf.datasets.pipeline import PARALLEL_CALLS
 from vae_tf.datasets.preprocess import BadImage, Transform, decode
@@ -236,6 +237,7 @@ def _build(path: str, dataset: str, transform: Transform, splits: Dict[str, Iter
                             if result[1]:
                                 converted[result[1]] += 1
                     bar.update(len(chunk))
+                    faults.point("cache")
                 split_info[split] = writer.close()
         seconds = time.perf_counter() - start
         files = sum(s["count"] for s in split_info.values()) + len(skipped)

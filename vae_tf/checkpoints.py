@@ -1,0 +1,82 @@
+"""Each epoch's weights, written whole or not at all, and resuming from the newest
+one that loads.
+
+A checkpoint is Keras' `.weights.h5` file of the whole model: the networks'
+weights, the likelihood's scale, the model's step counter and the optimizer's state
+(Adam's moments and iteration count), so a run resumed from it continues where it
+stopped.
+"""
+
+import io
+import math
+
+import keras
+from absl import logging
+
+from vae_tf import faults, files, rundir
+from vae_tf.errors import UserError
+
+
+def weights_bytes(model) -> bytes:
+    """The model's `.weights.h5` file, made in memory.
+
+    Keras' own `save_weights` writes through HDF5 straight into the file; on a full
+    disk HDF5 was seen to crash the process (a segmentation fault) instead of
+    raising. Made in memory, the file reaches the disk through `files.write_bytes`,
+    where a full disk is an ordinary error and a kill leaves the old file whole.
+    """
+    from keras.src.saving import saving_lib
+
+    buffer = io.BytesIO()
+    store = saving_lib.H5IOStore(buffer, mode="w")
+    saving_lib._save_state(model, weights_store=store, assets_store=None, inner_path="",
+                           visited_saveables=set())
+    store.close()
+    return buffer.getvalue()
+
+
+def save(model, path: str) -> None:
+    """Writes the model's weights file to `path` atomically."""
+    try:
+        data = weights_bytes(model)
+    except (ImportError, AttributeError, TypeError):  # a Keras whose private saving moved
+        with files.atomic_path(path) as tmp:
+            model.save_weights(tmp)
+        return
+    files.write_bytes(path, data)
+
+
+def restore_latest(model, run: rundir.RunDir) -> int:
+    """Loads the newest checkpoint of `run` that loads into `model`; returns its epoch
+    (0 when there is none). A damaged checkpoint (cut short by a kill, say) is
+    skipped for the one before it."""
+    checkpoints = run.checkpoints()
+    for epoch, path in checkpoints:
+        try:
+            model.load_weights(path)
+        except Exception as e:  # noqa: BLE001  h5py and Keras raise many types here
+            logging.warning("Checkpoint %s does not load (%s: %s); trying the one before.",
+                            path, type(e).__name__, str(e).splitlines()[0][:200])
+            continue
+        logging.info("Resuming after epoch %d from %s.", epoch, path)
+        return epoch
+    if checkpoints:
+        raise UserError(f"No checkpoint in {run.join(rundir.CHECKPOINTS)} loads (all are "
+                        "damaged); delete the run directory to train again.")
+    return 0
+
+
+class EpochCheckpoint(keras.callbacks.Callback):
+    """Writes `run.checkpoint(epoch)` after every epoch whose loss is finite (the
+    weights after a non-finite loss are no state to resume from)."""
+
+    def __init__(self, run: rundir.RunDir):
+        super().__init__()
+        self.run = run
+
+    def on_epoch_end(self, epoch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            return
+        faults.point("checkpoint")
+        save(self.model, self.run.checkpoint(epoch + 1))
