@@ -108,6 +108,11 @@ def test_animate_makes_a_frame_per_epoch(moved_run, tmp_path):
     gif = Image.open(tmp_path / "a.gif")
     assert gif.n_frames == 2
     assert gif.size == Image.open(moved_run / "images" / "samples_epoch_0001.png").size
+    # By default into pictures/, never over training's own images/samples.gif.
+    before = (moved_run / "images" / "samples.gif").read_bytes()
+    _command("animate", moved_run, "--frame_ms=100")
+    assert Image.open(moved_run / "pictures" / "samples.gif").n_frames == 2
+    assert (moved_run / "images" / "samples.gif").read_bytes() == before
 
 
 def test_code_helpers():

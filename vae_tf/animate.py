@@ -3,8 +3,9 @@ epoch, so the GIF shows the decoder learning).
 
     python -m vae_tf.animate --run_dir=outputs/<run> [--frame_ms=500]
 
-Reads <run>/images/samples_epoch_*.png, so it works on an unfinished run too, and
-writes <run>/images/samples.gif. Training writes the same GIF when it ends.
+Reads <run>/images/samples_epoch_*.png, so it works on a run that is still training,
+and writes <run>/pictures/samples.gif (training's own images/samples.gif, written
+when it ends, is never touched by a command).
 """
 
 from absl import flags
@@ -22,7 +23,7 @@ def main(argv):
     if not frames:
         raise UserError(f"No samples_epoch_*.png in {run.image_dir}: pass a run directory "
                         "that has trained for at least one epoch.")
-    path = run.output_path(FLAGS.output, run.samples_gif)
+    path = run.output_path(FLAGS.output, run.picture(rundir.SAMPLES_GIF))
     latent.save_gif(path, frames, FLAGS.frame_ms)
     print(f"wrote {path} ({len(frames)} frames)")
 

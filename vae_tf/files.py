@@ -4,6 +4,7 @@ leaves half of a file where a whole one was, and an unwritable path is one clear
 error."""
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -29,7 +30,7 @@ def atomic_path(path: str):
         os.replace(tmp, path)
     except OSError as e:
         _remove(tmp)
-        raise UserError(f"Cannot write {path}: {e.strerror or e}.") from None
+        raise write_error(path, e.strerror or str(e)) from None
     except BaseException:
         _remove(tmp)
         raise
@@ -71,7 +72,7 @@ def atomic_dir(path: str):
         os.rename(tmp, path)
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise UserError(f"Cannot write {path}: {e.strerror or e}.") from None
+        raise write_error(path, e.strerror or str(e)) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -93,7 +94,20 @@ def append_line(path: str, line: str) -> None:
         finally:
             os.close(fd)
     except OSError as e:
-        raise UserError(f"Cannot write {path}: {e.strerror or e}.") from None
+        raise write_error(path, e.strerror or str(e)) from None
+
+
+# What the OS says of a full or read-only disk.
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+DISK_FULL_MESSAGES = tuple(os.strerror(code) for code in DISK_FULL)
+
+
+def write_error(path: str, reason: str) -> UserError:
+    """The one-line error for a write that failed; on a full disk it says how to go on."""
+    message = f"Cannot write {path}: {reason}."
+    if reason in DISK_FULL_MESSAGES:
+        message += " Free some space and run the same command again to continue."
+    return UserError(message)
 
 
 def _remove(path: str) -> None:

@@ -26,7 +26,7 @@ COMMAND_FLAGS = {
                 "config.json and, once training has finished, saved_model/).", {}),
     "output": ("string", None, "File to write. When not given, a file in the run directory: "
                "<run_dir>/pictures/<name>.png for pictures, <run_dir>/eval.json for evaluate, "
-               "<run_dir>/images/samples.gif for animate, <run_dir>/report.html for report "
+               "<run_dir>/pictures/samples.gif for animate, <run_dir>/report.html for report "
                "(compare.html beside the first run for --compare).", {}),
     "num_importance_samples": (
         "integer", 1000, "Samples K of q(z|x) per test image for the importance-weighted "

@@ -29,6 +29,7 @@ import json
 import math
 import os
 import re
+import shutil
 from typing import List, Optional, Tuple
 
 from absl import logging
@@ -142,6 +143,21 @@ class RunDir:
         return all(os.path.isfile(os.path.join(self.saved_model_dir, *part)) for part in
                    (("saved_model.pb",), ("variables", "variables.index")))
 
+    def remove_leftovers(self) -> None:
+        """Deletes the temporary files and folders that killed writers left behind
+        (`files` names them .tmp-*, .<name>.tmp-*, .<name>.old-*). Only for the
+        process holding the lock: no other writer can be at work."""
+        for folder in (self.path, self.image_dir, self.join(CHECKPOINTS)):
+            if not os.path.isdir(folder):
+                continue
+            for name in os.listdir(folder):
+                if name.startswith(".") and (".tmp-" in name or ".old-" in name):
+                    path = os.path.join(folder, name)
+                    if os.path.isdir(path):
+                        shutil.rmtree(path, ignore_errors=True)
+                    else:
+                        os.remove(path)
+
     def lock(self) -> "RunLock":
         """Takes the run's lock for this process (RunInUse when another holds it)."""
         return RunLock(self)
@@ -188,10 +204,12 @@ class RunDir:
             if os.path.exists(self.metrics_path):
                 os.remove(self.metrics_path)
             return
-        kept = [line for line in lines if _row_epoch(line) is not None
-                and _row_epoch(line) < epoch]
-        if kept != lines:
-            files.write_text(self.metrics_path, "".join([header] + kept))
+        kept = "".join([header] + [line for line in lines if _row_epoch(line) is not None
+                                   and _row_epoch(line) < epoch])
+        with open(self.metrics_path, newline="") as f:
+            if f.read() == kept:
+                return
+        files.write_text(self.metrics_path, kept)
 
     def metrics_header(self) -> Optional[List[str]]:
         """The column names of metrics.csv, or None before its first row."""
@@ -294,7 +312,9 @@ def resolve(config: Config) -> Tuple[Config, RunDir, bool, RunLock]:
                             "choose another --run_name.")
         lock = run.lock()
         try:
-            return config, run, _check_resumable(run, config), lock
+            resuming = _check_resumable(run, config)
+            run.remove_leftovers()
+            return config, run, resuming, lock
         except BaseException:
             lock.release()
             raise
@@ -312,6 +332,7 @@ def resolve(config: Config) -> Tuple[Config, RunDir, bool, RunLock]:
         if run.is_finished():  # it finished while we looked
             lock.release()
             continue
+        run.remove_leftovers()
         return config.replace(run_name=previous.run_name), run, True, lock
     config, run = _new_run(config)
     if busy:
@@ -354,7 +375,9 @@ def _new_run(config: Config) -> Tuple[Config, RunDir]:
 
 
 def _holds_other_files(run: RunDir) -> bool:
-    return any(name != LOCK for name in os.listdir(run.path))
+    """Whether the folder holds anything but hidden files (the lock, the temporary
+    files of a killed run)."""
+    return any(not name.startswith(".") for name in os.listdir(run.path))
 
 
 def _config_or_error(run: RunDir) -> Config:

@@ -6,14 +6,13 @@ Everything the run writes goes under <output_dir>/<run_name>/ (see vae_tf/rundir
 Running the same command again after a crash resumes the unfinished run.
 """
 
-import errno
 import os
 import re
 import shutil
 
 from absl import logging
 
-from vae_tf import cli, rundir
+from vae_tf import cli, files, rundir
 from vae_tf.config import Config
 from vae_tf.errors import UserError
 from vae_tf.flags import TRAINING_FLAGS, config_from_flags
@@ -117,23 +116,17 @@ def _train(config, dataset_override, strategy, run_dir, write_dir, resuming):
             **{k: v for k, v in final.items() if k != "epoch"}}
 
 
-# What a full or read-only disk says, from the OS (errno) or from TensorFlow's writers.
-_DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
-_DISK_MESSAGES = ("No space left on device", "Disk quota exceeded", "Read-only file system")
-
-
 def _disk_error(error: Exception):
     """A UserError naming the path for an error caused by a full or read-only disk
     (from the OS, or from TensorFlow's own writers), else None."""
     text = str(getattr(error, "message", None) or error)
-    reason = next((m for m in _DISK_MESSAGES if m in text), None)
-    if reason is None and getattr(error, "errno", None) in _DISK_ERRNOS:
+    reason = next((m for m in files.DISK_FULL_MESSAGES if m in text), None)
+    if reason is None and getattr(error, "errno", None) in files.DISK_FULL:
         reason = os.strerror(error.errno)
     if reason is None:
         return None
     path = getattr(error, "filename", None) or next(iter(re.findall(r"/[^\s;:,'\"]+", text)), "?")
-    return UserError(f"{reason} while writing {path}. Free some space and run the same "
-                     "command again to continue.")
+    return files.write_error(path, reason)
 
 
 def main(argv):
