@@ -70,12 +70,12 @@ def test_multi_worker_run_writes_one_set_of_outputs_and_resumes(tmp_path):
         (tmp_path / f"worker{i}_{attempt}.log").read_text()[-2000:] for i in range(2))
 
     # First attempt: killed (both workers, as a lost machine would take the job down)
-    # once the first epoch is written.
+    # once the first epoch's checkpoint, the point a run resumes from, is written.
     procs = _start_workers(args, _free_ports(2), tmp_path, attempt=1)
     try:
         deadline = time.time() + 240
         while time.time() < deadline and all(p.poll() is None for p in procs):
-            if _rows(run_dir):
+            if (run_dir / "checkpoints" / "epoch_0001.weights.h5").exists():
                 break
             time.sleep(0.1)
         assert all(p.poll() is None for p in procs), logs(1)

@@ -80,7 +80,7 @@ def test_bad_input_is_one_clear_line_and_loses_nothing(binarized_run, tmp_path):
     (copy / "eval.json").write_text("an earlier evaluation")
     shutil.rmtree(copy / "saved_model")
     line = error_line(run_module("vae_tf.evaluate", f"--run_dir={copy}"))
-    assert "has no saved_model/" in line
+    assert "has no complete saved_model/" in line
     assert (copy / "eval.json").read_text() == "an earlier evaluation"
 
 
