@@ -2,8 +2,9 @@
 
     python benchmarks/compare.py --torch_python=.venv-torch/bin/python
 
-Runs benchmarks/throughput.py (the project, its default speed settings),
-../shared/bench/torch_ref.py and ../shared/bench/keras_ref.py in turn, round after
+Runs benchmarks/throughput.py (the project, its default speed settings) and the
+repository's own references, benchmarks/torch_ref.py (PyTorch) and
+benchmarks/keras_ref.py (plain Keras 3, keras.io style), in turn, round after
 round (interleaved, so that a machine whose speed drifts slows all of them alike),
 each as its own process with the same protocol: 5 untimed steps, then --steps timed
 steps of the plain conv VAE (channels 32,64,128,256, kernel 4, latent 128, ReLU,
@@ -11,6 +12,9 @@ Bernoulli likelihood, Adam 1e-3) at --size x --size x 3, batch --batch. Prints e
 one's median images/s over the rounds, its spread, and the project's ratio to it.
 A fourth contestant, "network_only" (throughput.py --network_only), is the ceiling
 set by TensorFlow's kernels: the network's forward pass and weight gradients alone.
+Everything it runs is in this repository, so a clone can rerun the README's comparison;
+--bench_dir points it at another folder of torch_ref.py and keras_ref.py that
+follow the same protocol (stated in their docstrings).
 
 PyTorch belongs in its own virtual environment (not a project dependency):
     python -m venv .venv-torch && .venv-torch/bin/pip install torch==2.13.0
@@ -75,8 +79,9 @@ def main():
     default_torch = os.path.join(REPO, ".venv-torch", "bin", "python")
     p.add_argument("--torch_python", default=default_torch if os.path.exists(default_torch) else "",
                    help="python of the environment holding torch; empty skips PyTorch")
-    p.add_argument("--bench_dir", default=os.path.join(os.path.dirname(REPO), "shared", "bench"),
-                   help="folder of torch_ref.py and keras_ref.py")
+    p.add_argument("--bench_dir", default=os.path.join(REPO, "benchmarks"),
+                   help="folder of torch_ref.py and keras_ref.py (default: the "
+                   "repository's own, beside this script)")
     p.add_argument("--project_flags", default="", help="extra flags for the project's run, "
                    "e.g. '--jit_compile --precision=mixed_bfloat16'")
     p.add_argument("--extra", action="append", default=[], metavar="NAME=COMMAND",

@@ -6,7 +6,7 @@
 
 Takes every training flag. The training step is timed on random images of
 --image_size x --image_size x --image_channels held in memory (as
-../shared/bench/torch_ref.py and keras_ref.py do), so the input pipeline does not
+benchmarks/torch_ref.py and keras_ref.py do), so the input pipeline does not
 count; after --warmup_steps, each of --repeats epochs of --steps steps is timed and
 the median is printed. With the flags of the first command it is the same network
 as those references. The input pipeline (the --dataset's loader and
