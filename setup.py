@@ -7,9 +7,10 @@ setup(
     packages=find_packages(include=["vae_tf", "vae_tf.*"]),
     python_requires=">=3.10",
     install_requires=[
-        # tensorflow-cpu keeps installs small on machines without a GPU; users with a
-        # GPU install `tensorflow[and-cuda]` of the same version beside it.
-        "tensorflow-cpu>=2.21,<2.22",
+        # The one TensorFlow package that runs everywhere (CPU; a GPU once CUDA's
+        # libraries are there, which the `gpu` extra brings). tensorflow-cpu would be
+        # smaller, but a GPU install would then put a second TensorFlow beside it.
+        "tensorflow>=2.21,<2.22",
         "keras>=3.10,<4",
         "tensorflow-datasets>=4.9",
         # tensorflow-datasets' downloader imports it but does not declare it.
@@ -17,13 +18,19 @@ setup(
         "absl-py>=2.1",
         "matplotlib>=3.8",
         "numpy>=1.26",
+        # Progress bars of the image cache build and of evaluate.
+        "tqdm>=4.60",
         "pillow>=10",
         # --dataset=frey reads Roweis' MAT v5 file with scipy.io.loadmat.
         "scipy>=1.10",
         # tf.summary (the TensorBoard scalars and images of a run) needs it at run time.
         "tensorboard>=2.20",
     ],
-    extras_require={"test": ["pytest>=8"]},
+    extras_require={
+        "test": ["pytest>=8"],
+        # pip install -e ".[gpu]": the same tensorflow with NVIDIA's CUDA and cuDNN wheels.
+        "gpu": ["tensorflow[and-cuda]>=2.21,<2.22"],
+    },
     # `vae-tf <command>` and one `vae-tf-<command>` script per command (vae_tf/cli.py).
     entry_points={"console_scripts": ["vae-tf=vae_tf.cli:dispatch"] + [
         f"vae-tf-{name}=vae_tf.{name}:console_main"

@@ -27,7 +27,7 @@ from absl import app, flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from vae_tf.cli import set_tensorflow_defaults  # noqa: E402
+from vae_tf.tfenv import set_tensorflow_defaults  # noqa: E402
 
 set_tensorflow_defaults()  # before TensorFlow loads, as every command does
 from vae_tf.config import IMAGE_FILE_DATASETS  # noqa: E402

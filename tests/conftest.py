@@ -6,21 +6,28 @@ import sys
 
 import pytest
 
-from vae_tf.cli import set_tensorflow_defaults  # noqa: E402  (imports no TensorFlow)
+from vae_tf.tfenv import set_tensorflow_defaults  # noqa: E402  (imports no TensorFlow)
 
 # Before any test imports TensorFlow: the same environment as the commands.
 set_tensorflow_defaults()
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHARED_DATA = os.path.join(os.path.dirname(REPO), "shared", "data")
+# Real datasets for the tests that need them: a folder holding mnist/ (the four IDX
+# files), celeba/ (img_align_celeba/ with list_eval_partition.txt, list_attr_celeba.txt)
+# and frey_faces/ (frey_rawface.mat). Fashion-MNIST comes from Debian's
+# dataset-fashion-mnist package. Tests that need a missing one skip, saying so.
+DATA_ENV = "VAE_TF_TEST_DATA"
+SHARED_DATA = os.environ.get(DATA_ENV) or os.path.join(os.path.dirname(REPO), "shared", "data")
 MNIST_DIR = os.path.join(SHARED_DATA, "mnist")
 FASHION_DIR = "/usr/share/datasets/fashion-mnist"
 
 
-def require_dir(path: str, what: str) -> str:
+def require_dir(path: str, what: str, how: str = "") -> str:
     """Skips the test, saying why, when real data it needs is not on this machine."""
     if not os.path.isdir(path):
-        pytest.skip(f"{what} not found at {path} (see ../shared/data/README.md)")
+        pytest.skip(f"{what} not found at {path}: " + (how or (
+            f"set {DATA_ENV} to a folder holding mnist/, celeba/ and frey_faces/ "
+            "(see README, 'Tests')")))
     return path
 
 

@@ -25,7 +25,7 @@ def test_mnist_from_official_idx_files(mnist_dir):
 
 
 def test_fashion_mnist_from_the_debian_package():
-    require_dir(FASHION_DIR, "Fashion-MNIST (apt-get install dataset-fashion-mnist)")
+    require_dir(FASHION_DIR, "Fashion-MNIST", "apt-get install dataset-fashion-mnist")
     data = datasets.load(tiny_config(dataset="fashion_mnist"))
     assert (data.num_train, data.num_test) == (60000, 10000)
     assert "fashion-mnist" in data.source

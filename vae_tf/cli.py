@@ -6,17 +6,20 @@ and the one-line `error: ...` with its exit status.
 
 A command module defines `main(argv)` and calls `run(main, flag_names)` under
 `if __name__ == "__main__"`. Flags are parsed before anything imports TensorFlow,
-so a mistyped flag is reported at once. Imports no TensorFlow.
+so a mistyped flag is reported at once; TensorFlow is imported later, quietly, by
+`vae_tf.tfenv.import_tensorflow`. Imports no TensorFlow.
 """
 
 import importlib
-import os
+import logging as pylogging
 import sys
 from typing import Callable, Iterable, Sequence
 
 from absl import app, flags
+from absl import logging as absl_logging
 
 from vae_tf import flags as flag_defs
+from vae_tf import tfenv
 from vae_tf.errors import FlagError, UserError
 
 # Every command, by the name `vae-tf <command>` takes, and its module.
@@ -35,21 +38,6 @@ COMMANDS = {
 }
 
 
-def set_tensorflow_defaults() -> None:
-    """Environment settings that TensorFlow reads once, when it is first imported.
-
-    Call before importing TensorFlow; a value already in the environment wins.
-    """
-    # TensorFlow's C++ start-up chatter (CPU feature notices) hides the run's own
-    # messages; warnings and errors still show.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    # oneDNN's convolution kernels instead of Eigen's: 1.8-2.2x the training images/s
-    # of the conv VAE on 2 AMD EPYC (AVX2) cores, where TensorFlow leaves them off by
-    # default (it turns them on only on CPUs with AVX-512 VNNI/BF16 or AMX), so the
-    # same command ran at two speeds depending on the CPU.
-    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
-
-
 def run(main: Callable, flag_names: Iterable[str] = (), required: Sequence[str] = (),
         positional: bool = False) -> None:
     """Defines the command's flags, parses them and runs `main(argv)`.
@@ -58,7 +46,8 @@ def run(main: Callable, flag_names: Iterable[str] = (), required: Sequence[str] 
     prints `error: ...` and exits with its `exit_code` (1 for bad input). Positional
     arguments are an error unless `positional`.
     """
-    set_tensorflow_defaults()
+    tfenv.set_tensorflow_defaults()
+    _plain_log_lines()
     flag_names = tuple(flag_names)
     flag_defs.define(flag_names)
     # absl's --help lists the key flags of the module it runs: these.
@@ -84,6 +73,21 @@ def run(main: Callable, flag_names: Iterable[str] = (), required: Sequence[str] 
             fail(e, e.exit_code)
 
     app.run(guarded, argv=sys.argv, flags_parser=parse)
+
+
+class _PlainFormatter(pylogging.Formatter):
+    """Log lines as a user reads them: the message, with the level only where it is
+    a warning or an error (absl's default adds the date, thread and source line)."""
+
+    def format(self, record):
+        message = record.getMessage()
+        if record.levelno >= pylogging.WARNING:
+            message = f"{record.levelname.lower()}: {message}"
+        return message
+
+
+def _plain_log_lines() -> None:
+    absl_logging.get_absl_handler().setFormatter(_PlainFormatter())
 
 
 def fail(error: Exception, code: int) -> None:

@@ -19,7 +19,8 @@ import math
 import time
 
 import numpy as np
-from absl import flags, logging
+from absl import flags
+from tqdm import tqdm
 
 from vae_tf import cli, files
 from vae_tf.latent import ACTIVE_UNITS_THRESHOLD, active_units
@@ -85,7 +86,9 @@ def importance_bounds(run, images, mean, logvar, num_samples: int, seed: int = 0
     per_call = min(num_samples, decoder_batch_size)
     group = max(1, decoder_batch_size // num_samples)
     rec, nll = [], []
-    started, reported = time.perf_counter(), 0
+    # A progress bar with the time left: K=1000 on 10,000 images takes minutes.
+    bar = tqdm(total=len(images), desc=f"IWAE K={num_samples}", unit="img",
+               mininterval=2.0)
     for start in range(0, len(images), group):
         x, m, lv = (a[start:start + group] for a in (images, mean, logvar))
         seeds = np.stack([np.full(len(x), seed), np.arange(start, start + len(x))], axis=1)
@@ -97,16 +100,14 @@ def importance_bounds(run, images, mean, logvar, num_samples: int, seed: int = 0
             lws.append(lw.numpy())
         rec.append(-np.concatenate(lls, axis=1).astype(np.float64).mean(axis=1))
         nll.append(-_log_mean_exp(np.concatenate(lws, axis=1)))
-        finished = start + len(x)
-        if finished - reported >= len(images) / 10 or finished == len(images):  # ~10 lines
-            reported = finished
-            logging.info("IWAE: %d of %d images, %.0f s, NLL_IWAE so far %.2f nats",
-                         finished, len(images), time.perf_counter() - started,
-                         np.concatenate(nll).mean())
+        bar.update(len(x))
+        bar.set_postfix_str(f"NLL_IWAE so far {np.concatenate(nll).mean():.2f} nats",
+                            refresh=False)
+    bar.close()
     return np.concatenate(rec), np.concatenate(nll)
 
 
-def evaluate(run, num_samples: int = 1000, num_images: int = 0, seed: int = 0,
+def evaluate(run, num_samples: int = 100, num_images: int = 0, seed: int = 0,
              decoder_batch_size: int = 10000) -> dict:
     """The figures of eval.json for a `trained.TrainedRun` (see README, "Evaluation")."""
     start = time.perf_counter()

@@ -28,7 +28,7 @@ import contextlib
 import numpy as np
 from absl import flags
 
-from vae_tf import cli
+from vae_tf import cli, tfenv
 from vae_tf.config import Config
 from vae_tf.errors import UserError
 from vae_tf.flags import COMMAND_FLAGS
@@ -165,6 +165,7 @@ def run_checks(tolerance: float = DEFAULT_TOLERANCE, step: float = DEFAULT_STEP)
 
 
 def main(argv):
+    tfenv.import_tensorflow()
     rows = run_checks(FLAGS.tolerance, FLAGS.step)
     width = max(len(r[1]) for r in rows)
     print(f"{'likelihood/network':<20}{'variable':<{width + 2}}max relative error")

@@ -76,9 +76,10 @@ def project_2d(codes: np.ndarray):
 
 
 def save_scatter(path: str, points: np.ndarray, labels: np.ndarray, axis_names,
-                 title: str, size_px: int = 800) -> None:
+                 title: str, class_names=(), size_px: int = 800) -> None:
     """A scatter plot of `points` coloured by integer label (-1: no label), as a PNG
-    of size_px x size_px pixels, written through a temporary file."""
+    of size_px x size_px pixels, written through a temporary file. The legend shows
+    `class_names[label]` where given, else the label."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display
@@ -92,7 +93,8 @@ def save_scatter(path: str, points: np.ndarray, labels: np.ndarray, axis_names,
     for label, color in zip(classes, colors):
         mask = labels == label
         ax.scatter(points[mask, 0], points[mask, 1], s=4, alpha=0.6, color=color,
-                   label="no label" if label < 0 else str(label))
+                   label=("no label" if label < 0 else class_names[label]
+                          if label < len(class_names) else str(label)))
     if 1 < len(classes) <= 20:
         ax.legend(markerscale=4, fontsize=8, loc="best")
     ax.set_xlabel(axis_names[0])

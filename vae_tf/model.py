@@ -11,14 +11,15 @@ Reported metrics (nats per image, averaged over the epoch):
   kl_weight       (training only) the KL weight (beta) in force at the epoch's last step
 """
 
-from typing import Tuple
+from typing import Optional, Tuple
 
 import keras
 import tensorflow as tf
 
-from vae_tf import architectures, distribute, likelihoods, losses
+from vae_tf import architectures, distribute, likelihoods, losses, rundir
 from vae_tf import kl as kl_lib
 from vae_tf.config import Config
+from vae_tf.errors import UserError
 
 
 class VAE(keras.Model):
@@ -208,4 +209,31 @@ def build_vae(config: Config, image_shape, total_steps: int = None) -> VAE:
     model.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
                   jit_compile=config.jit_compile)
     model(tf.zeros((1, *image_shape)))
+    return model
+
+
+def load_vae(run_dir: str, epoch: Optional[int] = None) -> VAE:
+    """The Keras model of a trained run, with the weights of its last checkpoint (or
+    of epoch `epoch`), for use from Python: `encode`, `decode`, `log_likelihood`,
+    calling it on images, or training it further with `fit`.
+
+    The image shape is read from the run's SavedModel, so the run must be finished.
+    """
+    run = rundir.open_existing(run_dir)
+    config = run.read_config()
+    if not run.is_finished():
+        raise UserError(f"{run_dir} is not finished (no complete {rundir.SAVED_MODEL}/).")
+    encode = tf.saved_model.load(run.saved_model_dir).signatures["encode"]
+    image_shape = tuple(encode.structured_input_signature[1]["images"].shape[1:])
+    rows = run.read_metrics()
+    # The cyclical KL schedule needs the run's length: steps per epoch times epochs.
+    total_steps = int(rows[-1]["step"] / rows[-1]["epoch"] * config.epochs) if rows else 1
+    model = build_vae(config, image_shape, total_steps=total_steps)
+    checkpoints = dict(run.checkpoints())
+    epoch = epoch or max(checkpoints, default=None)
+    if epoch not in checkpoints:
+        raise UserError(f"{run_dir} has no checkpoint of epoch {epoch} "
+                        f"(it has {sorted(checkpoints) or 'none'}).")
+    model.optimizer.build(model.trainable_variables)
+    model.load_weights(checkpoints[epoch])
     return model

@@ -52,9 +52,10 @@ def manifold(model, grid_size: int) -> np.ndarray:
 
 
 def save_code_scatter(model, images: np.ndarray, labels: np.ndarray, path: str,
-                      title: str) -> None:
-    """A scatter plot PNG of the images' mean codes coloured by label: the codes
-    themselves when they are 2-D, else their first two principal components."""
+                      title: str, class_names=()) -> None:
+    """A scatter plot PNG of the images' mean codes coloured by label (named by
+    `class_names`): the codes themselves when they are 2-D, else their first two
+    principal components."""
     mean, _ = model.encode(images)
     points, axis_names = latent.project_2d(np.asarray(mean))
-    latent.save_scatter(path, points, labels, axis_names, title)
+    latent.save_scatter(path, points, labels, axis_names, title, class_names)

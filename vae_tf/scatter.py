@@ -22,7 +22,10 @@ def main(argv):
     images, labels = run.test_images(FLAGS.num_images or None, with_labels=True)
     title = (f"{run.config.dataset} test codes ({run.config.model}, "
              f"latent_dim={run.latent_dim})")
-    pictures.save_code_scatter(run, images, labels, path, title)
+    from vae_tf.datasets import CLASS_NAMES
+
+    pictures.save_code_scatter(run, images, labels, path, title,
+                               CLASS_NAMES.get(run.config.dataset, ()))
     print(f"wrote {path}")
 
 

@@ -12,7 +12,7 @@ import shutil
 
 from absl import logging
 
-from vae_tf import cli, files, rundir
+from vae_tf import cli, files, rundir, tfenv
 from vae_tf.config import Config
 from vae_tf.errors import UserError
 from vae_tf.flags import TRAINING_FLAGS, config_from_flags
@@ -30,7 +30,8 @@ def run(config: Config, dataset_override=None) -> dict:
     Raises UserError for problems a user can fix (data, paths, a full disk, a NaN
     loss). The run directory stays locked for this process until it returns.
     """
-    from vae_tf import distribute  # imports TensorFlow
+    tfenv.import_tensorflow()  # first, with its environment defaults, quietly
+    from vae_tf import distribute
 
     # Before any other TensorFlow op: MultiWorkerMirroredStrategy must set up
     # collective ops first.
@@ -101,7 +102,7 @@ def _train(config, dataset_override, strategy, run_dir, write_dir, resuming):
     model.fit(train_ds, epochs=config.epochs, initial_epoch=done,
               steps_per_epoch=config.steps_per_epoch or None,
               validation_data=test_ds, validation_steps=config.eval_steps or None,
-              callbacks=callbacks, verbose=2, shuffle=False)
+              callbacks=callbacks, verbose=0, shuffle=False)  # EpochSummary prints
     if nan_guard.failed_at:
         epoch, step = nan_guard.failed_at
         raise TrainingFailed(

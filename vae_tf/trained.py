@@ -8,7 +8,7 @@ from typing import Optional
 
 import numpy as np
 
-from vae_tf import rundir
+from vae_tf import rundir, tfenv
 from vae_tf.errors import UserError
 
 
@@ -29,7 +29,7 @@ class TrainedRun:
                             "unfinished, was copied without it, or it is damaged): run the "
                             "training command again to finish and export it.")
 
-        import tensorflow as tf  # here, so that flag errors come without TF start-up
+        tf = tfenv.import_tensorflow()  # here, so that flag errors come without TF start-up
 
         tf.get_logger().setLevel("WARNING")
         # The loaded object owns the variables; the signatures alone would let them go.

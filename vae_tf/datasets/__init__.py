@@ -21,6 +21,15 @@ LOADERS = {
 }
 
 
+# Names of the integer labels, where a dataset's labels are classes with names.
+CLASS_NAMES = {
+    "fashion_mnist": ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
+                      "Shirt", "Sneaker", "Bag", "Ankle boot"),
+    "cifar10": ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
+                "ship", "truck"),
+}
+
+
 def load(config: Config) -> ImageData:
     """Loads the dataset named by `config.dataset` (UserError if it cannot be found)."""
     return LOADERS[config.dataset](config)

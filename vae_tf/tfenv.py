@@ -1,0 +1,66 @@
+"""TensorFlow's start-up: the environment it reads once, and a quiet first import.
+
+    VAE_TF_TENSORFLOW_BANNERS=1   show TensorFlow's start-up lines again
+
+Imports no TensorFlow itself; `import_tensorflow()` is the one place that does so
+first, for every command and for library users (train.run, trained.TrainedRun).
+"""
+
+import os
+import sys
+import tempfile
+
+# What TensorFlow prints on every start, whatever TF_CPP_MIN_LOG_LEVEL says (TF 2.21
+# writes these from C++ before its logging is set up): notices, not warnings.
+BANNERS = (
+    "All log messages before absl::InitializeLog() is called",
+    "oneDNN custom operations are on",
+    "This TensorFlow binary is optimized to use available CPU instructions",
+    "To enable the following instructions",
+    "Unable to register cuDNN factory", "Unable to register cuFFT factory",
+    "Unable to register cuBLAS factory", "Could not find cuda drivers",
+    "computation placer already registered", "TF-TRT Warning: Could not find TensorRT",
+)
+
+
+def set_tensorflow_defaults() -> None:
+    """Environment settings that TensorFlow reads once, when it is first imported.
+
+    Call before importing TensorFlow; a value already in the environment wins.
+    """
+    # TensorFlow's C++ INFO chatter hides the run's own messages; its warnings and
+    # errors still show.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # oneDNN's convolution kernels instead of Eigen's: 1.8-2.2x the training images/s
+    # of the conv VAE on 2 AMD EPYC (AVX2) cores, where TensorFlow leaves them off by
+    # default (it turns them on only on CPUs with AVX-512 VNNI/BF16 or AMX), so the
+    # same command ran at two speeds depending on the CPU.
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+
+
+def import_tensorflow():
+    """Imports TensorFlow with `set_tensorflow_defaults`, leaving out its start-up
+    banners (BANNERS) from the standard error stream; anything else it prints there
+    on import, real warnings and errors included, is passed on. Returns the module."""
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"]
+    set_tensorflow_defaults()
+    if os.environ.get("VAE_TF_TENSORFLOW_BANNERS") == "1":
+        import tensorflow
+        return tensorflow
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        # The banners come from C++ straight to file descriptor 2, not sys.stderr.
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            kept = [line for line in captured.read().decode(errors="replace").splitlines()
+                    if not any(banner in line for banner in BANNERS)]
+            if kept:
+                print("\n".join(kept), file=sys.stderr)
+    return tensorflow
