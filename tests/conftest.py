@@ -46,8 +46,10 @@ def tiny_config(**changes):
 
 
 def run_module(module: str, *args, cwd=REPO, timeout=300, env=None):
-    """Runs `python -m module args...` as a user would; returns the CompletedProcess."""
-    full_env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2", **(env or {}))
+    """Runs `python -m module args...` as a user would; returns the CompletedProcess.
+    `env` adds variables to the environment; a None value removes one."""
+    full_env = {**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
+    full_env = {k: v for k, v in full_env.items() if v is not None}
     return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=full_env,
                           capture_output=True, text=True, timeout=timeout)
 

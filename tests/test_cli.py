@@ -121,3 +121,18 @@ def test_console_scripts_cover_every_command():
     assert set(COMMANDS) == set(COMMAND_MODULES)
     for name in COMMANDS:
         assert f'"{name}"' in setup, name
+
+
+def test_the_first_lines_a_user_sees_are_the_projects(tmp_path):
+    result = run_module("vae_tf.train", "--flagfile=flags/smoke.cfg", f"--output_dir={tmp_path}",
+                        env={"TF_CPP_MIN_LOG_LEVEL": None})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stderr.splitlines()[0].startswith("Data: synthetic shapes"), result.stderr[:500]
+    assert "oneDNN" not in result.stderr and "absl::InitializeLog" not in result.stderr
+    epochs = [line for line in result.stdout.splitlines() if line.startswith("Epoch ")]
+    assert len(epochs) == 2 and " nats (reconstruction " in epochs[0]
+    assert "step:" not in result.stdout and "val_kl_weight" not in result.stdout
+
+    help_text = run_module("vae_tf.train", "--help").stdout
+    first = "\n".join(help_text.splitlines()[:30])  # training flags first, with their help
+    assert "--activation:" in first and "--batch_size: Global batch size" in first
