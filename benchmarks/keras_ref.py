@@ -26,7 +26,6 @@ TensorFlow's intra-op threads. TensorFlow's other settings are left at its defau
 as a plain user would run it.
 """
 
-import argparse
 import math
 import os
 import time
@@ -37,6 +36,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from keras import layers, ops  # noqa: E402
+
+import ref_protocol  # noqa: E402  benchmarks/, beside this script
 
 IMAGE_CHANNELS = 3
 
@@ -106,22 +107,10 @@ class StepTimer(keras.callbacks.Callback):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--size", type=int, default=64, help="side of the square RGB images")
-    p.add_argument("--channels", default="32,64,128,256", help="comma list, one conv each")
-    p.add_argument("--latent", type=int, default=128)
-    p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--steps", type=int, default=30, help="timed steps")
-    p.add_argument("--warmup", type=int, default=5, help="untimed steps first")
-    p.add_argument("--threads", type=int, default=0,
-                   help="intra-op threads; 0: TensorFlow's default")
+    p = ref_protocol.parser(__doc__.split("\n\n")[0], "TensorFlow")
     p.add_argument("--jit", action="store_true", help="compile the step with XLA")
     p.add_argument("--bf16", action="store_true", help="mixed_bfloat16 dtype policy")
-    p.add_argument("--print_params", action="store_true",
-                   help="print params=<trainable parameter count> and exit")
-    a = p.parse_args()
-    if a.steps < 1 or a.warmup < 0:
-        p.error("--steps must be >= 1 and --warmup >= 0")
+    a = ref_protocol.parse(p)
 
     if a.threads:
         tf.config.threading.set_intra_op_parallelism_threads(a.threads)

@@ -25,13 +25,14 @@ PyTorch is not a dependency of the project; give it its own environment:
     python -m venv .venv-torch && .venv-torch/bin/pip install torch==2.13.0
 """
 
-import argparse
 import math
 import time
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+import ref_protocol  # benchmarks/, beside this script
 
 KERNEL = 4
 IMAGE_CHANNELS = 3
@@ -80,20 +81,9 @@ class ConvVAE(nn.Module):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--size", type=int, default=64, help="side of the square RGB images")
-    p.add_argument("--channels", default="32,64,128,256", help="comma list, one conv each")
-    p.add_argument("--latent", type=int, default=128)
-    p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--steps", type=int, default=30, help="timed steps")
-    p.add_argument("--warmup", type=int, default=5, help="untimed steps first")
-    p.add_argument("--threads", type=int, default=0, help="intra-op threads; 0: PyTorch's default")
+    p = ref_protocol.parser(__doc__.split("\n\n")[0], "PyTorch")
     p.add_argument("--compile", action="store_true", help="torch.compile the loss")
-    p.add_argument("--print_params", action="store_true",
-                   help="print params=<trainable parameter count> and exit")
-    a = p.parse_args()
-    if a.steps < 1 or a.warmup < 0:
-        p.error("--steps must be >= 1 and --warmup >= 0")
+    a = ref_protocol.parse(p)
 
     torch.manual_seed(0)
     if a.threads:
