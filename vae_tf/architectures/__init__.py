@@ -6,10 +6,12 @@ output [N, H, W, output_channels], its width set by the likelihood
 (`Likelihood.decoder_channels`), not by the image.
 
 A family is one module in this package that calls `register` with its two
-builders; a new one is that module, its import below, its name in
+builders; a new one is that module (found and imported below), its name in
 `config.ARCHITECTURES` and any settings it needs in `Config`.
 """
 
+import importlib
+import pkgutil
 from typing import Callable, NamedTuple, Tuple
 
 import keras
@@ -42,5 +44,7 @@ def build_decoder(config: Config, image_shape: Tuple[int, int, int],
                                                        output_channels)
 
 
-# Each module registers its family when imported.
-from vae_tf.architectures import conv, dense  # noqa: E402,F401
+# Every module of this package registers its family when imported: a new family is
+# a new file here, with no list to update.
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
