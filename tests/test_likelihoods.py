@@ -72,19 +72,23 @@ def test_a_learned_scale_is_floored():
 
 @pytest.mark.parametrize("name", RECON_LOSSES)
 def test_samples_are_images_repeatable_by_seed(name):
-    _, h = _images_and_outputs()
-    likelihood = likelihoods.build(tiny_config(recon_loss=name, recon_scale=0.05), SHAPE)
+    likelihood = likelihoods.build(tiny_config(recon_loss=name, recon_scale=0.05,
+                                               num_mixtures=2), SHAPE)
+    h = np.random.default_rng(0).normal(
+        size=(3, *SHAPE[:-1], likelihood.decoder_channels(SHAPE[-1]))).astype(np.float32)
     h = tf.constant(np.repeat(h, 200, axis=0))  # many draws of the same three images
     a, b = (likelihood.sample(h, tf.constant([1, 2])).numpy() for _ in range(2))
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, likelihood.sample(h, tf.constant([1, 3])).numpy())
-    assert a.shape == h.shape and a.min() >= 0.0 and a.max() <= 1.0
-    if likelihood.discrete:
-        assert set(np.unique(a)) <= {0.0, 1.0}
-    # The draws average to the mean (clipping to [0, 1] biases the continuous ones a
-    # little near the ends).
-    mean = likelihood.mean(h).numpy()
-    assert np.abs(a.mean(axis=0) - mean.mean(axis=0)).max() < 0.1
+    assert a.shape == (600, *SHAPE) and a.min() >= 0.0 and a.max() <= 1.0
+    if likelihood.levels:  # samples take only the likelihood's values
+        levels = likelihood.levels - 1
+        np.testing.assert_allclose(a * levels, np.round(a * levels), atol=1e-3)
+    if likelihood.levels != 256:  # (the 8-bit ones: test_discretized_means_and_samples)
+        # The draws average to the mean (clipping to [0, 1] biases the continuous ones
+        # a little near the ends).
+        mean = likelihood.mean(h).numpy()
+        assert np.abs(a.mean(axis=0) - mean.mean(axis=0)).max() < 0.1
 
 
 def test_descriptions_say_what_the_nats_are():
@@ -127,3 +131,122 @@ def test_the_decoder_is_as_wide_as_the_likelihood_asks(monkeypatch, architecture
     images = tf.random.stateless_uniform((2, *shape), seed=(0, 1))
     assert model(images).shape == images.shape
     assert model.log_likelihood(images, tf.zeros((2, model.latent_dim))).shape == (2,)
+
+
+# -- the discretized likelihoods of 8-bit pixels ------------------------------------
+VALUES = np.arange(256) / 255.0
+
+
+def _logistic_cdf(t):
+    return 1.0 / (1.0 + np.exp(-t))
+
+
+def _bin_probs(mean, s):
+    """P(k / 255) for k = 0..255 of a logistic(mean, s) discretized into 8-bit bins,
+    by the bin edges directly (the first and last bins take the tails). Above the
+    mean, through the upper tails 1 - F, so that float64 keeps their digits."""
+    upper = np.append((VALUES[:-1] + 0.5 / 255 - mean) / s, np.inf)
+    lower = np.insert((VALUES[1:] - 0.5 / 255 - mean) / s, 0, -np.inf)
+    return np.where(VALUES > mean, _logistic_cdf(-lower) - _logistic_cdf(-upper),
+                    _logistic_cdf(upper) - _logistic_cdf(lower))
+
+
+def test_discretized_logistic_against_numpy_and_its_bins_sum_to_one():
+    rng = np.random.default_rng(3)
+    shape = (2, 3, 2)
+    likelihood = likelihoods.build(tiny_config(recon_loss="discretized_logistic"), shape)
+    assert likelihood.decoder_channels(2) == 4 and likelihood.discrete
+    h = np.concatenate([rng.uniform(-0.1, 1.1, (4, *shape)),            # locations
+                        rng.uniform(-4.0, -1.0, (4, *shape))], axis=-1)  # log-scales
+    x = rng.integers(0, 256, (4, *shape)) / 255.0
+    x[0, 0, 0] = [0.0, 1.0]  # both end bins
+    expected = np.zeros(4)
+    for i in np.ndindex(4, *shape):
+        probs = _bin_probs(h[i[:-1]][i[-1]], np.exp(h[i[:-1]][shape[-1] + i[-1]]))
+        expected[i[0]] -= np.log(probs[int(round(x[i] * 255))])
+    got = likelihood.nll(tf.constant(x), tf.constant(h)).numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-7)
+
+    # One pixel, every one of its 256 values: probabilities that sum to 1, also for a
+    # scale far below a bin's width and a location outside [0, 1].
+    for mean, log_s in ((0.3, -2.0), (0.5, -9.0), (1.2, -3.0), (-0.05, -4.0)):
+        single = likelihoods.build(tiny_config(recon_loss="discretized_logistic"), (1, 1, 1))
+        hh = tf.constant(np.tile([[[[mean, log_s]]]], (256, 1, 1, 1)), tf.float64)
+        p = np.exp(-single.nll(tf.constant(VALUES.reshape(256, 1, 1, 1)), hh).numpy())
+        assert p.sum() == pytest.approx(1.0, abs=1e-6), (mean, log_s, p.sum())
+
+
+def _mixture_numpy(x, h, k):
+    """-log p of an RGB pixel under PixelCNN++'s mixture, straight from its definition:
+    sum over components of pi_k * P(r) P(g | r) P(b | r, g)."""
+    logits, rest = h[:k], h[k:].reshape(-1, k)
+    means, log_s, coeffs = rest[:3], np.maximum(rest[3:6], -7.0), np.tanh(rest[6:9])
+    pi = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+    total = 0.0
+    for j in range(k):
+        m = [means[0, j], means[1, j] + coeffs[0, j] * x[0],
+             means[2, j] + coeffs[1, j] * x[0] + coeffs[2, j] * x[1]]
+        p = pi[j]
+        for c in range(3):
+            p *= _bin_probs(m[c], np.exp(log_s[c, j]))[int(round(x[c] * 255))]
+        total += p
+    return -np.log(total)
+
+
+def test_discretized_mixture_against_numpy_with_coupled_channels():
+    rng = np.random.default_rng(4)
+    k = 3
+    config = tiny_config(recon_loss="discretized_mix_logistic", num_mixtures=k)
+    likelihood = likelihoods.build(config, (2, 2, 3))
+    assert likelihood.decoder_channels(3) == 10 * k and likelihood.decoder_channels(1) == 3 * k
+    h = rng.normal(size=(2, 2, 2, 10 * k))
+    h[..., k + 3 * k:k + 6 * k] = rng.uniform(-4.0, -1.5, (2, 2, 2, 3 * k))  # log-scales
+    h[..., k:k + 3 * k] = rng.uniform(0.0, 1.0, (2, 2, 2, 3 * k))           # locations
+    x = rng.integers(0, 256, (2, 2, 2, 3)) / 255.0
+    expected = [sum(_mixture_numpy(x[n, i, j], h[n, i, j], k) for i in range(2)
+                    for j in range(2)) for n in range(2)]
+    got = likelihood.nll(tf.constant(x), tf.constant(h)).numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-7)
+
+    # All 256^3 colours of one pixel: their probabilities sum to 1.
+    single = likelihoods.build(config, (1, 1, 3))
+    params = tf.constant(h[0, 0, 0].reshape(1, 1, 1, -1))
+    red_green = np.stack(np.meshgrid(VALUES, VALUES, indexing="ij"), -1).reshape(-1, 2)
+    total = 0.0
+    for start in range(0, len(red_green), 2048):  # 2048 (r, g) pairs x 256 blues a call
+        rg = red_green[start:start + 2048]
+        colours = np.concatenate([np.repeat(rg, 256, axis=0),
+                                  np.tile(VALUES, len(rg))[:, None]], axis=1)
+        total += np.exp(-single.nll(tf.constant(colours.reshape(-1, 1, 1, 3)),
+                                    tf.repeat(params, len(colours), axis=0)).numpy()).sum()
+    assert total == pytest.approx(1.0, abs=1e-6)
+
+
+def _sharp_params(name, k=2, c=3, n=4, seed=5):
+    """Decoder outputs [n, 3, 3, width] with locations in [0.2, 0.8] and logistics a
+    few bins wide, laid out as each likelihood reads them."""
+    rng = np.random.default_rng(seed)
+    if name == "discretized_logistic":
+        return np.concatenate([rng.uniform(0.2, 0.8, (n, 3, 3, c)),
+                               np.full((n, 3, 3, c), -4.0)], axis=-1)
+    rows = np.concatenate([rng.uniform(0.3, 0.5, (n, 3, 3, c, k)),
+                           np.full((n, 3, 3, c, k), -4.0),
+                           0.15 * rng.normal(size=(n, 3, 3, c * (c - 1) // 2, k))], axis=-2)
+    return np.concatenate([rng.normal(size=(n, 3, 3, k)), rows.reshape(n, 3, 3, -1)], -1)
+
+
+@pytest.mark.parametrize("name", ["discretized_logistic", "discretized_mix_logistic"])
+def test_discretized_means_and_samples_are_8_bit_images(name):
+    likelihood = likelihoods.build(tiny_config(recon_loss=name, num_mixtures=2), (3, 3, 3))
+    h = _sharp_params(name)
+    assert h.shape[-1] == likelihood.decoder_channels(3)
+    h = tf.constant(np.repeat(h, 500, axis=0))  # many draws of the same four images
+    a, b = (likelihood.sample(h, tf.constant([7, 1])).numpy() for _ in range(2))
+    np.testing.assert_array_equal(a, b)  # stateless: the same seed, the same image
+    assert a.shape == (2000, 3, 3, 3) and a.min() >= 0 and a.max() <= 1
+    np.testing.assert_allclose(a * 255, np.round(a * 255), atol=1e-3)
+    mean = likelihood.mean(h).numpy()
+    assert mean.min() >= 0 and mean.max() <= 1
+    # The draws average to the mean (colour coupling included), to a bin or two.
+    draws = a.reshape(4, 500, 3, 3, 3).mean(axis=1)
+    np.testing.assert_allclose(draws, mean.reshape(4, 500, 3, 3, 3)[:, 0], atol=0.02)

@@ -12,7 +12,10 @@ from typing import Any, Tuple
 DATASETS = ("synthetic", "mnist", "fashion_mnist", "celeba", "frey", "folder", "cifar10")
 # Datasets read from image files: decoded, cropped and resized once into a cache.
 IMAGE_FILE_DATASETS = ("celeba", "folder")
-RECON_LOSSES = ("bernoulli", "gaussian", "laplace")
+RECON_LOSSES = ("bernoulli", "gaussian", "laplace", "discretized_logistic",
+                "discretized_mix_logistic")
+# The likelihoods with a scale parameter that --learn_scale may learn.
+SCALED_LOSSES = ("gaussian", "laplace")
 LEARN_SCALE = ("none", "shared", "channel", "pixel")
 ARCHITECTURES = ("conv", "dense")
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "swish")
@@ -87,14 +90,22 @@ class Config:
 
     # The likelihood p(x|z).
     recon_loss: str = _field(
-        "bernoulli", "Reconstruction likelihood p(x|z): 'bernoulli' (BCE on logits), "
-        "'gaussian' (squared error) or 'laplace' (absolute error).", enum=RECON_LOSSES)
+        "bernoulli", "Reconstruction likelihood p(x|z): 'bernoulli' (BCE on logits, for "
+        "binary pixels), 'gaussian' (squared error) or 'laplace' (absolute error), "
+        "densities of [0, 1] pixel values; or, for 8-bit images, with bits per dimension "
+        "comparable with papers, 'discretized_logistic' (one logistic per channel, "
+        "location and scale from the decoder) or 'discretized_mix_logistic' "
+        "(PixelCNN++: --num_mixtures logistics, colour channels coupled).",
+        enum=RECON_LOSSES)
     recon_scale: float = _field(
         0.1, "Fixed scale of the gaussian (sigma) or laplace (b) likelihood, in pixel "
         "units of [0, 1] images; the initial value when the scale is learned.", lower=1e-6)
     learn_scale: str = _field(
         "none", "Learn the gaussian/laplace scale: 'shared' (one value), 'channel' "
         "(one per channel) or 'pixel' (one per pixel and channel).", enum=LEARN_SCALE)
+    num_mixtures: int = _field(
+        10, "Mixture components per pixel of --recon_loss=discretized_mix_logistic "
+        "(PixelCNN++ and VDVAE use 10).", lower=1, upper=64)
 
     # The KL term: its weight, schedule and penalty.
     kl_weight: float = _field(1.0, "Weight beta of the KL term (1 gives the ELBO).", lower=0.0)
@@ -173,9 +184,10 @@ class Config:
         if self.strategy == "multi_worker" and not self.run_name:
             raise ValueError("--strategy=multi_worker needs --run_name, the same on every "
                              "worker, so that all of them train the same run.")
-        if self.learn_scale != "none" and self.recon_loss == "bernoulli":
-            raise ValueError("--learn_scale applies to --recon_loss=gaussian or laplace, "
-                             "not bernoulli.")
+        if self.learn_scale != "none" and self.recon_loss not in SCALED_LOSSES:
+            raise ValueError(f"--learn_scale applies to --recon_loss="
+                             f"{' or '.join(SCALED_LOSSES)}, not {self.recon_loss} (whose "
+                             "decoder predicts its scales).")
         self._check_dataset_settings()
         self._check_kl_settings()
 

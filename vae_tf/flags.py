@@ -57,7 +57,7 @@ COMMAND_FLAGS = {
                 "overlaid curves and a table of final metrics.", {}),
     "tolerance": ("float", 1e-6, "Largest maximum relative error of a gradient allowed for "
                   "any variable before the gradient check fails.", {"lower_bound": 0.0}),
-    "step": ("float", 1e-5, "Finite-difference step h added to and subtracted from each "
+    "step": ("float", 1e-4, "Finite-difference step h added to and subtracted from each "
              "weight by the gradient check.", {"lower_bound": 0.0}),
 }
 

@@ -14,9 +14,11 @@ variable it prints the maximum relative error
 
 (relative to the variable's largest gradient, so entries whose gradient is near zero
 do not divide by rounding noise), and exits with status 1 when any exceeds the
-tolerance. In float64 correct gradients agree to about 2e-8 here (the rounding of
-f(w + h) - f(w - h): with h = 1e-6 it reached 2.6e-7); a wrong one is off by order 1,
-so the default tolerance of 1e-6 separates them with room on both sides. The tiny
+tolerance. On 4x4 colour images, in float64, correct gradients agree to 1.9e-7 at
+most with the default h = 1e-4; smaller steps let the rounding of f(w + h) - f(w - h)
+show where gradients are small (the discretized mixture's encoder reached 4e-6 at
+h = 1e-5). A wrong gradient is off by order 1, so the default tolerance of 1e-6
+separates them. The tiny
 networks are seeded, so every run checks the same point and prints the same figures.
 
 To check your own layer, build a VAE that uses it (inside `float64_policy()`) and
@@ -37,7 +39,8 @@ FLAGS = flags.FLAGS
 FLAG_NAMES = ("tolerance", "step")
 DEFAULT_TOLERANCE = COMMAND_FLAGS["tolerance"][1]
 DEFAULT_STEP = COMMAND_FLAGS["step"][1]
-IMAGE_SHAPE = (8, 8, 1)
+# Colour, so that likelihoods coupling the channels are checked through the coupling.
+IMAGE_SHAPE = (4, 4, 3)
 # --learn_scale of the likelihoods that have a scale (the rest learn a shared one),
 # so that the per-pixel and the shared shapes are both checked.
 LEARNED_SCALE = {"gaussian": "pixel", "laplace": "shared"}
@@ -71,18 +74,20 @@ def tiny_configs():
             yield f"{recon_loss}/{architecture}", Config(
                 dataset="synthetic", architecture=architecture, latent_dim=2,
                 conv_channels=(2, 3), kernel_size=3, dense_units=(6,),
-                recon_loss=recon_loss, learn_scale=learn_scale, recon_scale=0.3)
+                recon_loss=recon_loss, learn_scale=learn_scale, recon_scale=0.3,
+                num_mixtures=2)
 
 
 def tiny_inputs(config: Config, batch: int = 3, seed: int = 0):
-    """Images (binary for discrete likelihoods, gray otherwise) and fixed noise eps,
-    float64."""
+    """Images (quantized to the likelihood's values where it is discrete, gray
+    otherwise) and fixed noise eps, float64."""
     from vae_tf import likelihoods
 
     rng = np.random.default_rng(seed)
     images = rng.uniform(size=(batch, *IMAGE_SHAPE))
-    if likelihoods.REGISTRY[config.recon_loss].discrete:
-        images = (images > 0.5).astype(np.float64)
+    levels = likelihoods.REGISTRY[config.recon_loss].levels
+    if levels:  # the values the likelihood gives probabilities to
+        images = np.round(images * (levels - 1)) / (levels - 1)
     return images, rng.standard_normal((batch, config.latent_dim))
 
 
@@ -167,10 +172,11 @@ def run_checks(tolerance: float = DEFAULT_TOLERANCE, step: float = DEFAULT_STEP)
 def main(argv):
     tfenv.import_tensorflow()
     rows = run_checks(FLAGS.tolerance, FLAGS.step)
-    width = max(len(r[1]) for r in rows)
-    print(f"{'likelihood/network':<20}{'variable':<{width + 2}}max relative error")
+    first = max(len("likelihood/network"), *(len(r[0]) for r in rows)) + 2
+    width = max(len(r[1]) for r in rows) + 2
+    print(f"{'likelihood/network':<{first}}{'variable':<{width}}max relative error")
     for name, variable, error, ok in rows:
-        print(f"{name:<20}{variable:<{width + 2}}{error:.2e}{'' if ok else '  FAIL'}")
+        print(f"{name:<{first}}{variable:<{width}}{error:.2e}{'' if ok else '  FAIL'}")
     failed = sum(not r[3] for r in rows)
     if failed:
         raise UserError(f"{failed} variables exceed the tolerance {FLAGS.tolerance:g}")

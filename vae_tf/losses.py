@@ -21,7 +21,7 @@ LOG_2PI = math.log(2.0 * math.pi)
 _LOG_2 = math.log(2.0)
 
 
-def _sum_per_example(values: tf.Tensor) -> tf.Tensor:
+def sum_per_example(values: tf.Tensor) -> tf.Tensor:
     return tf.reduce_sum(tf.reshape(values, [tf.shape(values)[0], -1]), axis=1)
 
 
@@ -40,7 +40,7 @@ def bernoulli_nll(x: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
     -log p = sum_i [softplus(l_i) - x_i * l_i], computed from logits so that it
     never takes log(0).
     """
-    return _sum_per_example(tf.nn.sigmoid_cross_entropy_with_logits(labels=x, logits=logits))
+    return sum_per_example(tf.nn.sigmoid_cross_entropy_with_logits(labels=x, logits=logits))
 
 
 def gaussian_nll(x: tf.Tensor, mean: tf.Tensor, log_scale: tf.Tensor) -> tf.Tensor:
@@ -51,7 +51,7 @@ def gaussian_nll(x: tf.Tensor, mean: tf.Tensor, log_scale: tf.Tensor) -> tf.Tens
     """
     log_scale = tf.broadcast_to(log_scale, tf.shape(x))
     z = (x - mean) * tf.exp(-log_scale)
-    return _sum_per_example(0.5 * tf.square(z) + log_scale + 0.5 * LOG_2PI)
+    return sum_per_example(0.5 * tf.square(z) + log_scale + 0.5 * LOG_2PI)
 
 
 def laplace_nll(x: tf.Tensor, mean: tf.Tensor, log_scale: tf.Tensor) -> tf.Tensor:
@@ -60,4 +60,4 @@ def laplace_nll(x: tf.Tensor, mean: tf.Tensor, log_scale: tf.Tensor) -> tf.Tenso
     -log p = sum_i [|x_i - mean_i| / b_i + log b_i + log 2]
     """
     log_scale = tf.broadcast_to(log_scale, tf.shape(x))
-    return _sum_per_example(tf.abs(x - mean) * tf.exp(-log_scale) + log_scale + _LOG_2)
+    return sum_per_example(tf.abs(x - mean) * tf.exp(-log_scale) + log_scale + _LOG_2)
