@@ -21,6 +21,9 @@ BANNERS = (
     "Unable to register cuBLAS factory", "Could not find cuda drivers",
     "computation placer already registered", "TF-TRT Warning: Could not find TensorRT",
 )
+# What the GPU-enabled TensorFlow says at its first device query on a machine with no
+# NVIDIA driver: expected there; with a driver installed it is a real error and shows.
+NO_DRIVER_NOTICES = ("failed call to cuInit",)
 
 
 def set_tensorflow_defaults() -> None:
@@ -39,9 +42,10 @@ def set_tensorflow_defaults() -> None:
 
 
 def import_tensorflow():
-    """Imports TensorFlow with `set_tensorflow_defaults`, leaving out its start-up
-    banners (BANNERS) from the standard error stream; anything else it prints there
-    on import, real warnings and errors included, is passed on. Returns the module."""
+    """Imports TensorFlow with `set_tensorflow_defaults` and looks up its devices,
+    leaving out its start-up banners (BANNERS, and NO_DRIVER_NOTICES on a machine
+    without an NVIDIA driver) from the standard error stream; anything else it prints
+    there, real warnings and errors included, is passed on. Returns the module."""
     if "tensorflow" in sys.modules:
         return sys.modules["tensorflow"]
     set_tensorflow_defaults()
@@ -55,12 +59,17 @@ def import_tensorflow():
         os.dup2(captured.fileno(), 2)
         try:
             import tensorflow
+            # The devices are looked up here, once, so that what that prints is
+            # filtered too (the first op would otherwise print it mid-run).
+            tensorflow.config.list_physical_devices()
         finally:
             os.dup2(saved, 2)
             os.close(saved)
             captured.seek(0)
+            quiet = BANNERS + (() if os.path.exists("/proc/driver/nvidia")
+                               else NO_DRIVER_NOTICES)
             kept = [line for line in captured.read().decode(errors="replace").splitlines()
-                    if not any(banner in line for banner in BANNERS)]
+                    if not any(notice in line for notice in quiet)]
             if kept:
                 print("\n".join(kept), file=sys.stderr)
     return tensorflow
