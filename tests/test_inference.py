@@ -142,3 +142,19 @@ def test_code_helpers():
 def test_manifold_needs_two_latent_dimensions():
     with pytest.raises(UserError, match="latent_dim=3"):
         pictures.manifold(types.SimpleNamespace(latent_dim=3), 4)
+
+
+def test_scatter_legend_names_the_classes(tmp_path, monkeypatch):
+    import matplotlib.axes
+
+    from vae_tf.datasets import CLASS_NAMES
+
+    labels_drawn = []
+    original = matplotlib.axes.Axes.scatter
+    monkeypatch.setattr(matplotlib.axes.Axes, "scatter", lambda self, *a, **k: (
+        labels_drawn.append(k.get("label")), original(self, *a, **k))[1])
+    points = np.random.default_rng(0).normal(size=(40, 2))
+    latent.save_scatter(str(tmp_path / "s.png"), points, np.arange(40) % 10, ("z1", "z2"),
+                        "Fashion-MNIST", CLASS_NAMES["fashion_mnist"])
+    assert labels_drawn == list(CLASS_NAMES["fashion_mnist"])
+    assert Image.open(tmp_path / "s.png").size == (800, 800)
