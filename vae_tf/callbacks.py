@@ -40,7 +40,7 @@ class _ArrayModel:
 
 
 class ImageGridCallback(keras.callbacks.Callback):
-    """Saves after every epoch the grids of `rundir.GRID_KINDS` (see rundir.RunDir.grid):
+    """Saves after every epoch these grids (see rundir.RunDir.grid):
 
     recon      test images beside their deterministic reconstructions
     samples    decoder means at a fixed set of latent codes z ~ N(0, I)
@@ -95,7 +95,8 @@ class ImageGridCallback(keras.callbacks.Callback):
 class CollapseMonitor(keras.callbacks.Callback):
     """Adds to each epoch's logs, for metrics.csv, TensorBoard and the report:
 
-    step          optimizer steps taken so far (the x axis of the report's curves)
+    step          training steps taken so far (the model's own counter, which the KL
+                  schedule reads; the x axis of the report's curves)
     active_units  latent dimensions whose posterior mean varies across a fixed set
                   of test images by more than latent.ACTIVE_UNITS_THRESHOLD (Burda
                   et al. 2016); posterior collapse shows as this count falling
@@ -112,7 +113,7 @@ class CollapseMonitor(keras.callbacks.Callback):
         means = [np.asarray(self.model.encode(self.test_images[i:i + self.batch_size])[0])
                  for i in range(0, len(self.test_images), self.batch_size)]
         logs["active_units"] = latent.active_units(np.concatenate(means))
-        logs["step"] = int(self.model.optimizer.iterations.numpy())
+        logs["step"] = int(self.model.training_steps.numpy())
 
 
 class ReportCallback(keras.callbacks.Callback):
@@ -188,15 +189,18 @@ class MetricsLogger(keras.callbacks.Callback):
     def __init__(self, run: rundir.RunDir):
         super().__init__()
         self.run = run
+        self.header = None
+
+    def on_train_begin(self, logs=None):
+        self.header = self.run.metrics_header()
 
     def on_epoch_end(self, epoch, logs=None):
         logs = dict(logs or {})
-        header = self.run.metrics_header()
-        if header is None:
-            header = ["epoch"] + sorted(logs)
-            files.append_line(self.run.metrics_path, ",".join(header) + "\n")
+        if self.header is None:
+            self.header = ["epoch"] + sorted(logs)
+            files.append_line(self.run.metrics_path, ",".join(self.header) + "\n")
         values = {"epoch": epoch + 1, **logs}
-        row = ",".join(_csv_value(values.get(name)) for name in header)
+        row = ",".join(_csv_value(values.get(name)) for name in self.header)
         files.append_line(self.run.metrics_path, row + "\n")
 
 

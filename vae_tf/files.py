@@ -7,6 +7,7 @@ import contextlib
 import errno
 import json
 import os
+import re
 import shutil
 
 from vae_tf import faults
@@ -108,6 +109,25 @@ def write_error(path: str, reason: str) -> UserError:
     if reason in DISK_FULL_MESSAGES:
         message += " Free some space and run the same command again to continue."
     return UserError(message)
+
+
+def disk_error(error: Exception):
+    """The `write_error` for an exception caused by a full or read-only disk, from the
+    OS (its errno) or from TensorFlow's own writers (their message); else None."""
+    text = str(getattr(error, "message", None) or error)
+    reason = next((m for m in DISK_FULL_MESSAGES if m in text), None)
+    if reason is None and getattr(error, "errno", None) in DISK_FULL:
+        reason = os.strerror(error.errno)
+    if reason is None:
+        return None
+    path = getattr(error, "filename", None) or next(iter(re.findall(r"/[^\s;:,'\"]+", text)), "?")
+    return write_error(path, reason)
+
+
+def is_leftover(name: str) -> bool:
+    """Whether a file or folder name is one of the temporary names given here (to a
+    write a kill interrupted), which only the owner of the folder may delete."""
+    return name.startswith(".") and (".tmp-" in name or ".old-" in name)
 
 
 def _remove(path: str) -> None:

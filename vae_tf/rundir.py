@@ -4,7 +4,7 @@ its rules (creating, resuming, finished or not, reading its config and metrics).
     config.json                     every setting, under the flags' names
     metrics.csv                     one row per epoch
     report.html                     the run report
-    images/<kind>_epoch_NNNN.png    grids after each epoch (kinds: GRID_KINDS)
+    images/<kind>_epoch_NNNN.png    grids after each epoch (recon, samples, traversal)
     images/samples.gif              the samples grids of all epochs, animated
     tensorboard/                    TensorBoard scalars and images
     checkpoints/epoch_NNNN.weights.h5  weights and optimizer state after each epoch;
@@ -49,8 +49,6 @@ SAVED_MODEL = "saved_model"
 EVAL = "eval.json"
 PICTURES = "pictures"
 SAMPLES_GIF = "samples.gif"
-# The grids written after every epoch, in the order the report shows them.
-GRID_KINDS = ("recon", "samples", "traversal")
 _GRID_EPOCH = re.compile(r"_epoch_(\d+)\.png$")
 _CHECKPOINT_EPOCH = re.compile(r"epoch_(\d+)\.weights\.h5$")
 
@@ -145,13 +143,13 @@ class RunDir:
 
     def remove_leftovers(self) -> None:
         """Deletes the temporary files and folders that killed writers left behind
-        (`files` names them .tmp-*, .<name>.tmp-*, .<name>.old-*). Only for the
-        process holding the lock: no other writer can be at work."""
+        (`files.is_leftover`). Only for the process holding the lock: no other writer
+        can be at work."""
         for folder in (self.path, self.image_dir, self.join(CHECKPOINTS)):
             if not os.path.isdir(folder):
                 continue
             for name in os.listdir(folder):
-                if name.startswith(".") and (".tmp-" in name or ".old-" in name):
+                if files.is_leftover(name):
                     path = os.path.join(folder, name)
                     if os.path.isdir(path):
                         shutil.rmtree(path, ignore_errors=True)
@@ -204,8 +202,7 @@ class RunDir:
             if os.path.exists(self.metrics_path):
                 os.remove(self.metrics_path)
             return
-        kept = "".join([header] + [line for line in lines if _row_epoch(line) is not None
-                                   and _row_epoch(line) < epoch])
+        kept = "".join([header] + [line for line in lines if _row_epoch(line) < epoch])
         with open(self.metrics_path, newline="") as f:
             if f.read() == kept:
                 return
@@ -403,12 +400,13 @@ def _runs_newest_first(output_dir: str) -> List[RunDir]:
     return sorted(runs, key=lambda run: os.path.getmtime(run.path), reverse=True)
 
 
-def _row_epoch(line: str) -> Optional[int]:
-    """The epoch number at the start of a metrics.csv line, or None."""
+def _row_epoch(line: str) -> float:
+    """The epoch number at the start of a metrics.csv line (inf when there is none,
+    so that the line is never kept)."""
     try:
-        return int(float(line.split(",", 1)[0]))
+        return float(line.split(",", 1)[0])
     except ValueError:
-        return None
+        return math.inf
 
 
 def _number(text: str) -> float:

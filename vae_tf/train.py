@@ -7,7 +7,6 @@ Running the same command again after a crash resumes the unfinished run.
 """
 
 import os
-import re
 import shutil
 
 from absl import logging
@@ -49,7 +48,7 @@ def run(config: Config, dataset_override=None) -> dict:
     except UserError:
         raise
     except Exception as e:  # noqa: BLE001  a full disk surfaces from TensorFlow as well
-        disk_error = _disk_error(e)
+        disk_error = files.disk_error(e)
         if disk_error is None:
             raise
         raise disk_error from None
@@ -115,19 +114,6 @@ def _train(config, dataset_override, strategy, run_dir, write_dir, resuming):
     final = rows[-1] if rows else {}
     return {"run_dir": run_dir.path, "resumed": resuming,
             **{k: v for k, v in final.items() if k != "epoch"}}
-
-
-def _disk_error(error: Exception):
-    """A UserError naming the path for an error caused by a full or read-only disk
-    (from the OS, or from TensorFlow's own writers), else None."""
-    text = str(getattr(error, "message", None) or error)
-    reason = next((m for m in files.DISK_FULL_MESSAGES if m in text), None)
-    if reason is None and getattr(error, "errno", None) in files.DISK_FULL:
-        reason = os.strerror(error.errno)
-    if reason is None:
-        return None
-    path = getattr(error, "filename", None) or next(iter(re.findall(r"/[^\s;:,'\"]+", text)), "?")
-    return files.write_error(path, reason)
 
 
 def main(argv):
