@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from conftest import tiny_config
 from vae_tf import architectures, likelihoods, losses
-from vae_tf.config import ARCHITECTURES, RECON_LOSSES
+from vae_tf.config import ARCHITECTURES, RECON_LOSSES, SCALED_LOSSES
 from vae_tf.model import build_vae
 
 SHAPE = (5, 4, 2)
@@ -27,6 +27,8 @@ def _sigmoid(h):
 
 def test_registries_name_what_config_accepts():
     assert tuple(likelihoods.REGISTRY) == RECON_LOSSES
+    # Config's TF-free list of the likelihoods that --learn_scale applies to.
+    assert SCALED_LOSSES == tuple(n for n, c in likelihoods.REGISTRY.items() if c.has_scale)
     assert tuple(architectures.REGISTRY) == ARCHITECTURES
 
 
