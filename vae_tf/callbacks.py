@@ -10,7 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from vae_tf import images as image_utils
-from vae_tf import checkpoints, faults, files, latent, pictures, report, rundir
+from vae_tf import checkpoints, faults, files, latent, optimizer, pictures, report, rundir
 from vae_tf.config import Config
 
 # Active units (Burda et al. 2016) are counted on this many fixed test images.
@@ -43,7 +43,8 @@ class ImageGridCallback(keras.callbacks.Callback):
     """Saves after every epoch these grids (see rundir.RunDir.grid):
 
     recon      test images beside their deterministic reconstructions
-    samples    decoder means at a fixed set of latent codes z ~ N(0, I)
+    samples    decoder means at a fixed set of latent codes z ~ N(0, T^2 I), T the
+               run's --temperature
     traversal  one row per latent dimension: that dimension swept over
                latent.traversal_values() at the first test image's mean code
 
@@ -51,11 +52,11 @@ class ImageGridCallback(keras.callbacks.Callback):
     """
 
     def __init__(self, run_dir: rundir.RunDir, test_images: np.ndarray, seed: int,
-                 grid_size: int, tensorboard_dir: str = None):
+                 grid_size: int, temperature: float = 1.0, tensorboard_dir: str = None):
         super().__init__()
         self.run_dir = run_dir
         self.test_images = test_images
-        self.seed = seed
+        self.seed, self.temperature = seed, temperature
         self.grid_size = grid_size
         self.tensorboard_dir = tensorboard_dir
         self._writer = None
@@ -64,7 +65,7 @@ class ImageGridCallback(keras.callbacks.Callback):
         model = _ArrayModel(self.model)
         pairs = pictures.reconstruction_pairs(model, self.test_images)
         # The same codes every epoch, so the grids show the decoder learn.
-        samples = pictures.samples(model, self.grid_size ** 2, seed=self.seed)
+        samples = pictures.samples(model, self.grid_size ** 2, self.temperature, self.seed)
         traversal = pictures.traversal(model, self.test_images[0])
         grids = {
             "recon": image_utils.make_grid(pairs, cols=2 * _pairs_per_row(self.grid_size)),
@@ -233,6 +234,10 @@ class EpochSummary(keras.callbacks.Callback):
         if "val_loss" in logs:
             parts.append(f"test loss {logs['val_loss']:.2f} ({logs['val_reconstruction']:.2f}"
                          f" + {logs['val_kl']:.2f})")
+        if "val_bits_per_dim" in logs:
+            parts.append(f"test {logs['val_bits_per_dim']:.3f} bits/dim")
+        if logs.get("skipped_updates"):
+            parts.append(f"{logs['skipped_updates']:.0f} updates skipped")
         if "active_units" in logs:
             parts.append(f"active units {logs['active_units']:.0f}/{self.latent_dim}")
         print(" - ".join(parts), flush=True)
@@ -246,7 +251,7 @@ def _csv_value(value) -> str:
 
 
 def make_callbacks(config: Config, run_dir: rundir.RunDir, test_images: np.ndarray,
-                   write_dir: rundir.RunDir = None):
+                   write_dir: rundir.RunDir = None, restored: bool = False):
     """The callbacks of a training run, all writing under `write_dir` (the run
     directory, or a temporary folder for non-chief workers of a multi-worker run).
 
@@ -257,17 +262,21 @@ def make_callbacks(config: Config, run_dir: rundir.RunDir, test_images: np.ndarr
     At each epoch's end CollapseMonitor adds to the logs first, the metrics row,
     TensorBoard, the grids and the report follow, and the checkpoint comes last: a
     run resumes after the newest checkpoint, so every file of that epoch is then
-    already written. Returns (callbacks, the StopOnNaN among them).
+    already written. With --ema_momentum the moving averages of the weights are
+    swapped in first, so that all of them see the averages; `restored` says the model
+    was loaded from a checkpoint (which holds them). Returns (callbacks, the
+    StopOnNaN among them).
     """
     nan_guard = StopOnNaN()
     write_dir = write_dir or run_dir
-    callbacks = [
+    callbacks = [optimizer.EMAWeights(restored)] if config.ema_momentum > 0 else []
+    callbacks += [
         CollapseMonitor(test_images, config.batch_size),
         MetricsLogger(write_dir),
         EpochSummary(config.latent_dim),
         keras.callbacks.TensorBoard(write_dir.tensorboard_dir, write_graph=False),
         ImageGridCallback(write_dir, test_images[:num_grid_test_images(config.grid_size)],
-                          config.seed, config.grid_size,
+                          config.seed, config.grid_size, config.temperature,
                           tensorboard_dir=write_dir.tensorboard_dir),
     ]
     if write_dir.path == run_dir.path:

@@ -51,9 +51,6 @@ def restore_latest(model, run: rundir.RunDir) -> int:
     (0 when there is none). A damaged checkpoint (cut short by a kill, say) is
     skipped for the one before it."""
     checkpoints = run.checkpoints()
-    if checkpoints and not model.optimizer.built:
-        # An unbuilt optimizer has no variables to load its saved state into.
-        model.optimizer.build(model.trainable_variables)
     for epoch, path in checkpoints:
         try:
             model.load_weights(path)

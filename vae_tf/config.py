@@ -17,12 +17,14 @@ RECON_LOSSES = ("bernoulli", "gaussian", "laplace", "discretized_logistic",
 # The likelihoods with a scale parameter that --learn_scale may learn.
 SCALED_LOSSES = ("gaussian", "laplace")
 LEARN_SCALE = ("none", "shared", "channel", "pixel")
-ARCHITECTURES = ("conv", "dense")
-ACTIVATIONS = ("relu", "leaky_relu", "elu", "swish")
+ARCHITECTURES = ("conv", "dense", "resnet")
+NORMALIZATIONS = ("none", "batch", "group")
+LR_DECAYS = ("none", "cosine")
+ACTIVATIONS = ("relu", "leaky_relu", "elu", "swish", "gelu")
 BINARIZE = ("none", "dynamic")
 KL_SCHEDULES = ("constant", "linear", "cyclical")
 MODELS = ("vae", "ae")
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 STRATEGIES = ("default", "mirrored", "multi_worker")
 
 
@@ -77,11 +79,21 @@ class Config:
         "code, no sampling and no KL term).", enum=MODELS)
     architecture: str = _field(
         "conv", "Network family: 'conv' (stride-2 convolutions mirrored by stride-2 "
-        "transposed convolutions) or 'dense' (MLP, for small images).", enum=ARCHITECTURES)
+        "transposed convolutions), 'resnet' (stages of residual blocks, one stage per "
+        "--conv_channels entry, --blocks_per_stage blocks each) or 'dense' (MLP, for "
+        "small images).", enum=ARCHITECTURES)
     latent_dim: int = _field(16, "Dimension of the latent code z.", lower=1)
     conv_channels: Tuple[int, ...] = _field(
-        (32, 64), "Comma list of encoder channels, one stride-2 convolution each; the "
-        "decoder mirrors them with stride-2 transposed convolutions.")
+        (32, 64), "Comma list of encoder channels, one stride-2 convolution each (for "
+        "--architecture=resnet: the widths of its stages, each at half the resolution "
+        "of the one before); the decoder mirrors them.")
+    blocks_per_stage: int = _field(
+        2, "Residual blocks per stage of --architecture=resnet, in the encoder and in "
+        "the decoder.", lower=1)
+    normalization: str = _field(
+        "none", "Normalization inside the residual blocks of --architecture=resnet: "
+        "'none', 'batch' (batch statistics in training, moving averages after) or "
+        "'group' (per image, groups of channels).", enum=NORMALIZATIONS)
     kernel_size: int = _field(4, "Convolution kernel size.", lower=1)
     dense_units: Tuple[int, ...] = _field(
         (512,), "Comma list of hidden layer widths for --architecture=dense "
@@ -142,6 +154,24 @@ class Config:
         0, "Training steps per epoch; 0 means one full pass over the training split.", lower=0)
     batch_size: int = _field(128, "Global batch size (images per training step).", lower=1)
     learning_rate: float = _field(1e-3, "Learning rate of the Adam optimizer.", lower=0.0)
+    lr_warmup_steps: int = _field(
+        0, "Steps over which the learning rate rises linearly from 0 to "
+        "--learning_rate; 0: none.", lower=0)
+    lr_decay: str = _field(
+        "none", "Learning-rate decay after the warm-up: 'none' or 'cosine' (to 0 at the "
+        "run's last step).", enum=LR_DECAYS)
+    grad_clip: float = _field(
+        0.0, "Clip the gradients' global norm to this value before each update; 0: off.",
+        lower=0.0)
+    grad_skip: float = _field(
+        0.0, "Skip the update of a step whose gradients' global norm (before clipping) "
+        "is above this value, or not finite (VDVAE's guard against the rare outlier "
+        "batch that would throw a deep VAE off); 0: off. The number skipped is logged.",
+        lower=0.0)
+    ema_momentum: float = _field(
+        0.0, "Keep an exponential moving average of the weights with this momentum "
+        "(e.g. 0.999) and use it for the test loss, the grids, the checkpoints' "
+        "evaluated weights and the export; 0: off.", lower=0.0, upper=0.99999)
     seed: int = _field(
         0, "Seed of every random draw: initial weights, data order, binarization and "
         "latent noise in training; the codes and importance samples the commands draw.")
@@ -149,15 +179,21 @@ class Config:
     # Monitoring and evaluation during training.
     eval_steps: int = _field(
         0, "Test batches evaluated after each epoch; 0 means the whole test split.", lower=0)
+    temperature: float = _field(
+        1.0, "Standard deviation of the prior codes z ~ N(0, t^2 I) of the sample grids, "
+        "and the default of the sample command on this run: below 1 trades variety "
+        "for cleaner images.", lower=0.0)
     grid_size: int = _field(
         8, "Rows and columns of the image grids: those saved after each epoch, and the "
         "manifold command's grid of codes.", lower=1, upper=64)
 
     # Speed and scale.
     precision: str = _field(
-        "float32", "Keras dtype policy: 'mixed_bfloat16' or 'mixed_float16' compute in 16 "
+        "auto", "Keras dtype policy: 'mixed_bfloat16' or 'mixed_float16' compute in 16 "
         "bits with float32 weights (mixed_float16 adds dynamic loss scaling); the ELBO "
-        "is always summed in float32.", enum=PRECISIONS)
+        "is always summed in float32. 'auto' picks mixed_bfloat16 where the hardware "
+        "computes bfloat16 natively (a CPU with AVX-512 BF16 or AMX, a GPU of compute "
+        "capability 8.0 or more) and float32 elsewhere.", enum=PRECISIONS)
     strategy: str = _field(
         "default", "tf.distribute strategy: 'default' (one device), 'mirrored' (every "
         "local GPU, or CPU) or 'multi_worker' (several machines, described by the "

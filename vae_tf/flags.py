@@ -39,9 +39,6 @@ COMMAND_FLAGS = {
         "integer", 10000, "Decoder passes per call when evaluating (images times importance "
         "samples): larger is faster until memory runs out.", {"lower_bound": 1}),
     "num": ("integer", 64, "Number of samples to draw.", {"lower_bound": 1}),
-    "temperature": ("float", 1.0, "Standard deviation of the sampled codes: 1 samples the "
-                    "prior, smaller values give more typical, less varied images.",
-                    {"lower_bound": 0.0}),
     "index": ("string", "0", "Test image, by its index N in the test split (from 0); "
               "reconstruct also takes a range START:STOP of indices START to STOP-1.", {}),
     "index_a": ("integer", 0, "Test image at the start of the interpolation line.", {}),

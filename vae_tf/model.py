@@ -8,16 +8,22 @@ Reported metrics (nats per image, averaged over the epoch):
   loss            negative ELBO = reconstruction + kl (whatever the KL weight)
   reconstruction  E_q[-log p(x|z)], one sample of z
   kl              KL(q(z|x) || N(0, I))
+  bits_per_dim    (discrete likelihoods only) loss / (pixels * channels * ln 2)
   kl_weight       (training only) the KL weight (beta) in force at the epoch's last step
+  grad_norm       (training only) the gradients' global norm before clipping, epoch mean
+  skipped_updates (training only, with --grad_skip) updates skipped so far this epoch
 """
+
+import math
 
 from typing import Optional, Tuple
 
 import keras
 import tensorflow as tf
 
-from vae_tf import architectures, distribute, likelihoods, losses, rundir
+from vae_tf import architectures, distribute, likelihoods, losses, rundir, tfenv
 from vae_tf import kl as kl_lib
+from vae_tf import optimizer as optimizer_lib
 from vae_tf.config import Config
 from vae_tf.errors import UserError
 
@@ -52,13 +58,20 @@ class VAE(keras.Model):
             shape=(), dtype="int64", initializer="zeros", trainable=False,
             aggregation="only_first_replica", name="training_steps")
         self.noise_seed = keras.random.SeedGenerator(config.seed)
-        self.trackers = {name: keras.metrics.Mean(name=name)
-                         for name in ("loss", "reconstruction", "kl")}
+        names = ["loss", "reconstruction", "kl"]
+        if self.likelihood.discrete:
+            names.append("bits_per_dim")
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in names}
+        # Training-only monitors of the update (not reset by evaluation).
+        self.grad_norm = keras.metrics.Mean(name="grad_norm")
+        self.skipped_updates = keras.metrics.Sum(name="skipped_updates")
+        # Nats per image to bits per dimension (sub-pixels) of the 8-bit image.
+        self.bits_per_nat = 1.0 / (math.prod(self.image_shape) * math.log(2.0))
 
     @property
     def metrics(self):
         # Listing the trackers here makes Keras reset them at each epoch.
-        return list(self.trackers.values())
+        return [*self.trackers.values(), self.grad_norm, self.skipped_updates]
 
     # -- the pieces the export and the commands use ------------------------------
     def encode(self, images, training=False):
@@ -135,10 +148,63 @@ class VAE(keras.Model):
             # divides it out again); the identity otherwise.
             scaled = self.optimizer.scale_loss(scaled)
         grads = tape.gradient(scaled, self.trainable_weights)
-        self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
+        norm = self._global_norm(grads)
+        self.grad_norm.update_state(norm)
+        logs = {}
+        if self.config.grad_skip > 0:
+            # VDVAE's guard: an update from a gradient far above the usual norm (or a
+            # non-finite one) is dropped whole, Adam's moments included.
+            apply = tf.logical_and(tf.math.is_finite(norm), norm <= self.config.grad_skip)
+            apply = self._on_every_replica(apply)
+            self._apply_if(apply, grads)
+            self.skipped_updates.update_state(1.0 - tf.cast(apply, tf.float32))
+            logs["skipped_updates"] = self.skipped_updates.result()
+        else:
+            self._apply(grads)
         self.training_steps.assign_add(1)
         # The weight of this step, not an epoch mean: the epoch's log is its last step's.
-        return self._record(rec, kl, kl_weight=kl_weight)
+        return self._record(rec, kl, kl_weight=kl_weight, grad_norm=self.grad_norm.result(),
+                            **logs)
+
+    def _apply(self, grads):
+        self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
+
+    def _apply_if(self, apply, grads):
+        """Applies `grads` where `apply` (the same on every replica) is true.
+
+        Under tf.distribute an update synchronizes the replicas, which TensorFlow
+        does not allow inside a tf.cond taken in one replica; as Keras'
+        LossScaleOptimizer does when it skips non-finite steps, the cond is taken
+        once for all replicas and each applies its gradients in its branch.
+        """
+        if (not tf.distribute.has_strategy()
+                or tf.__internal__.distribute.strategy_supports_no_merge_call()):
+            tf.cond(apply, lambda: self._apply(grads), lambda: None)
+            return
+
+        def for_all_replicas(strategy, apply, grads):
+            apply = strategy.experimental_local_results(apply)[0]
+            tf.cond(apply, lambda: strategy.extended.call_for_each_replica(
+                self._apply, args=(grads,)), lambda: None)
+
+        tf.distribute.get_replica_context().merge_call(for_all_replicas, args=(apply, grads))
+
+    def _global_norm(self, grads):
+        """The gradients' global norm in the units of the objective: without the
+        loss scale of mixed_float16 and the division by the replicas."""
+        norm = tf.linalg.global_norm([tf.cast(g, tf.float32) for g in grads])
+        norm *= tf.distribute.get_strategy().num_replicas_in_sync
+        if isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
+            norm /= tf.cast(self.optimizer.scale_loss(tf.constant(1.0)), tf.float32)
+        return norm
+
+    @staticmethod
+    def _on_every_replica(flag):
+        """True only if `flag` is true on every replica, so that all skip together."""
+        replicas = tf.distribute.get_replica_context()
+        if replicas is None or replicas.num_replicas_in_sync == 1:
+            return flag
+        return replicas.all_reduce("MIN", tf.cast(flag, tf.float32)) > 0.5
 
     def test_step(self, data):
         # The ELBO alone: the KL weight and penalty belong to training.
@@ -147,8 +213,10 @@ class VAE(keras.Model):
 
     def _record(self, rec, kl, **values):
         """Logs the epoch means of the ELBO terms so far, and `values` as they are."""
-        for name, value in (("loss", rec + kl), ("reconstruction", rec), ("kl", kl)):
-            self.trackers[name].update_state(value)
+        terms = {"loss": rec + kl, "reconstruction": rec, "kl": kl,
+                 "bits_per_dim": (rec + kl) * self.bits_per_nat}
+        for name, tracker in self.trackers.items():
+            tracker.update_state(terms[name])
         logs = {**{name: t.result() for name, t in self.trackers.items()}, **values}
         if distribute.across_workers():
             # Keras 3's fit averages the logs across workers over their axis 0, which
@@ -192,7 +260,8 @@ def build_vae(config: Config, image_shape, total_steps: int = None) -> VAE:
     model_class = Autoencoder if config.model == "ae" else VAE
     kl_parts = dict(kl_schedule=kl_lib.weight_schedule(config, total_steps),
                     kl_penalty=kl_lib.penalty(config))
-    if config.precision == "float32":
+    precision = tfenv.resolve_precision(config.precision)
+    if precision == "float32":
         # Keras' default policy: leave the caller's in force (the gradient check
         # builds in float64).
         model = model_class(config, image_shape, **kl_parts)
@@ -200,15 +269,18 @@ def build_vae(config: Config, image_shape, total_steps: int = None) -> VAE:
         # Layers take the global dtype policy when they are created; restoring it
         # afterwards leaves other models made in this process unaffected.
         previous = keras.mixed_precision.global_policy()
-        keras.mixed_precision.set_global_policy(config.precision)
+        keras.mixed_precision.set_global_policy(precision)
         try:
             model = model_class(config, image_shape, **kl_parts)
         finally:
             keras.mixed_precision.set_global_policy(previous)
     # Under mixed_float16, compile wraps the optimizer in a LossScaleOptimizer.
-    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
+    model.compile(optimizer=optimizer_lib.build(config, total_steps),
                   jit_compile=config.jit_compile)
     model(tf.zeros((1, *image_shape)))
+    # Built now, not at the first step: a skipped update (tf.cond) cannot create
+    # the optimizer's variables, and checkpoints load into them.
+    model.optimizer.build(model.trainable_variables)
     return model
 
 
@@ -234,6 +306,5 @@ def load_vae(run_dir: str, epoch: Optional[int] = None) -> VAE:
     if epoch not in checkpoints:
         raise UserError(f"{run_dir} has no checkpoint of epoch {epoch} "
                         f"(it has {sorted(checkpoints) or 'none'}).")
-    model.optimizer.build(model.trainable_variables)
     model.load_weights(checkpoints[epoch])
     return model

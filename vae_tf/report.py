@@ -14,6 +14,7 @@ import base64
 import dataclasses
 import html
 import io
+import math
 import os
 
 import numpy as np
@@ -33,10 +34,14 @@ FLAG_NAMES = ("run_dir", "compare", "output")
 CURVES = (("loss", "loss: negative ELBO (nats)"),
           ("reconstruction", "reconstruction: -log p(x|z) (nats)"),
           ("kl", "KL(q(z|x) || N(0, I)) (nats)"),
+          ("bits_per_dim", "negative ELBO in bits per dimension"),
           ("kl_weight", "KL weight (beta) at each epoch's last step"),
-          ("active_units", "active units (test images)"))
+          ("active_units", "active units (test images)"),
+          ("grad_norm", "gradients' global norm (epoch mean)"),
+          ("skipped_updates", "updates skipped (per epoch)"))
 # Headline metrics of the comparison table, in order.
-COMPARED = ("loss", "val_loss", "val_reconstruction", "val_kl", "kl_weight", "active_units")
+COMPARED = ("loss", "val_loss", "val_bits_per_dim", "val_reconstruction", "val_kl",
+            "kl_weight", "active_units")
 # A report shows at most this many epochs' sample grids (first and last included).
 MAX_EPOCH_THUMBS = 12
 THUMB_SIDE = 240  # pixels; thumbnails are shrunk by an integer factor to about this
@@ -73,11 +78,17 @@ def load_run(run_dir: str) -> RunRecord:
 
 # -- figures -----------------------------------------------------------------------
 def curves_png(runs: list) -> bytes:
-    """Loss, reconstruction, KL, KL weight and active units against training steps,
-    one colour per run: solid for the training split, dashed for the test split."""
-    fig = Figure(figsize=(13, 7.5), dpi=90, layout="constrained")
-    axes = fig.subplots(2, 3).ravel()
-    panels = dict(zip((key for key, _ in CURVES), axes))
+    """The CURVES that the runs logged against training steps, one colour per run:
+    solid for the training split, dashed for the test split."""
+    logged = {key for run in runs for row in run.rows[:1] for key in row}
+    shown = [(key, title) for key, title in CURVES
+             if key == "loss" or key in logged or "val_" + key in logged]
+    rows = math.ceil((len(shown) + 1) / 3)  # a last cell for the legend
+    fig = Figure(figsize=(13, 3.75 * rows), dpi=90, layout="constrained")
+    axes = fig.subplots(rows, 3).ravel()
+    for ax in axes[len(shown):-1]:
+        ax.axis("off")
+    panels = dict(zip((key for key, _ in shown), axes))
     for i, run in enumerate(runs):
         color, x = f"C{i % 10}", run.x()
         for key, ax in panels.items():
@@ -88,7 +99,7 @@ def curves_png(runs: list) -> bytes:
         config = run.config
         if config is not None and config.free_bits > 0:
             panels["kl"].axhline(config.free_bits * config.latent_dim, ls=":", color=color)
-    for key, title in CURVES:
+    for key, title in shown:
         panels[key].set_title(title, fontsize=10)
         panels[key].set_xlabel("training step")
         panels[key].grid(alpha=0.3)

@@ -1,6 +1,8 @@
 """Draw samples from a trained run: codes z ~ N(0, T^2 I) through the decoder.
 
-    python -m vae_tf.sample --run_dir=outputs/<run> --num=64 [--temperature=1.0]
+    python -m vae_tf.sample --run_dir=outputs/<run> --num=64 [--temperature=T]
+
+T defaults to the run's own --temperature (that of its sample grids).
 
 Writes a grid PNG (default <run>/pictures/samples_t<T>_seed<S>.png) and, beside it,
 the images as a .npy array [num, H, W, C] of decoder means in [0, 1].
@@ -24,8 +26,10 @@ def main(argv):
     from vae_tf.trained import TrainedRun
 
     run = TrainedRun(FLAGS.run_dir, FLAGS.data_dir)
-    path = run.output_path(FLAGS.output, f"samples_t{FLAGS.temperature:g}_seed{FLAGS.seed}.png")
-    images = pictures.samples(run, FLAGS.num, FLAGS.temperature, FLAGS.seed)
+    # Unless given, the temperature the run was trained to show its samples at.
+    temperature = FLAGS.temperature if FLAGS["temperature"].present else run.config.temperature
+    path = run.output_path(FLAGS.output, f"samples_t{temperature:g}_seed{FLAGS.seed}.png")
+    images = pictures.samples(run, FLAGS.num, temperature, FLAGS.seed)
     image_utils.save_grid(path, images, cols=math.ceil(math.sqrt(FLAGS.num)))
     array_path = os.path.splitext(path)[0] + ".npy"
     buffer = io.BytesIO()

@@ -73,3 +73,35 @@ def import_tensorflow():
             if kept:
                 print("\n".join(kept), file=sys.stderr)
     return tensorflow
+
+
+# CPU features with which bfloat16 matrix products run natively (oneDNN uses them);
+# without them TensorFlow emulates bfloat16, several times slower than float32.
+BFLOAT16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def cpu_flags(path: str = "/proc/cpuinfo") -> set:
+    """The CPU's feature flags (empty where /proc/cpuinfo is not there)."""
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def resolve_precision(precision: str) -> str:
+    """--precision with 'auto' made concrete: mixed_bfloat16 on a GPU of compute
+    capability 8.0 or more (every GPU is used by the strategies) or, without a GPU,
+    on a CPU with native bfloat16; float32 elsewhere."""
+    if precision != "auto":
+        return precision
+    tf = import_tensorflow()
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        capabilities = [tf.config.experimental.get_device_details(gpu).get(
+            "compute_capability", (0, 0)) for gpu in gpus]
+        return "mixed_bfloat16" if min(capabilities) >= (8, 0) else "float32"
+    return "mixed_bfloat16" if cpu_flags() & set(BFLOAT16_CPU_FLAGS) else "float32"

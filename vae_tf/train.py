@@ -97,7 +97,7 @@ def _train(config, dataset_override, strategy, run_dir, write_dir, resuming):
                  run_dir.path)
 
     callbacks, nan_guard = callbacks_lib.make_callbacks(config, run_dir, monitor_images,
-                                                        write_dir)
+                                                        write_dir, restored=done > 0)
     model.fit(train_ds, epochs=config.epochs, initial_epoch=done,
               steps_per_epoch=config.steps_per_epoch or None,
               validation_data=test_ds, validation_steps=config.eval_steps or None,

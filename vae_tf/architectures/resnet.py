@@ -1,0 +1,114 @@
+"""--architecture=resnet: residual blocks at every resolution.
+
+Stages, one per entry of --conv_channels (its width), each --blocks_per_stage
+pre-activation residual blocks; a stride-2 convolution between stages halves the
+resolution. The encoder's last feature map becomes the mean and log-variance of a
+latent vector through one dense layer; the decoder mirrors the encoder, with
+nearest-neighbour upsampling and a convolution between stages (transposed
+convolutions leave checkerboard patterns in the samples).
+
+Each residual branch ends in a convolution whose initial weights are scaled by
+1/sqrt(number of blocks), so that a deep stack starts close to the identity and the
+variance of the activations does not grow with depth (as VDVAE does).
+"""
+
+import math
+
+import keras
+from keras import layers
+
+from vae_tf.architectures import register
+
+
+def _normalization(kind: str, width: int, name: str):
+    if kind == "batch":
+        return layers.BatchNormalization(name=name)
+    if kind == "group":
+        return layers.GroupNormalization(groups=math.gcd(8, width), name=name)
+    return None
+
+
+class ResidualBlock(layers.Layer):
+    """x + conv(act(norm(conv(act(norm(x)))))), 3x3 convolutions, same width."""
+
+    def __init__(self, width: int, activation: str, normalization: str, branch_scale: float,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.width, self.activation_name = width, activation
+        self.normalization, self.branch_scale = normalization, branch_scale
+        self.norm1 = _normalization(normalization, width, "norm1")
+        self.norm2 = _normalization(normalization, width, "norm2")
+        self.act = layers.Activation(activation)
+        self.conv1 = layers.Conv2D(width, 3, padding="same", name="conv1")
+        self.conv2 = layers.Conv2D(
+            width, 3, padding="same", name="conv2",
+            kernel_initializer=keras.initializers.VarianceScaling(
+                scale=branch_scale ** 2, mode="fan_in", distribution="truncated_normal"))
+
+    def call(self, x, training=False):
+        h = x
+        if self.norm1 is not None:
+            h = self.norm1(h, training=training)
+        h = self.conv1(self.act(h))
+        if self.norm2 is not None:
+            h = self.norm2(h, training=training)
+        h = self.conv2(self.act(h))
+        return x + h
+
+    def get_config(self):
+        return {**super().get_config(), "width": self.width,
+                "activation": self.activation_name, "normalization": self.normalization,
+                "branch_scale": self.branch_scale}
+
+
+def _stage(h, width, config, branch_scale, prefix):
+    for b in range(config.blocks_per_stage):
+        h = ResidualBlock(width, config.activation, config.normalization, branch_scale,
+                          name=f"{prefix}_block{b}")(h)
+    return h
+
+
+def _branch_scale(config) -> float:
+    blocks = max(1, config.blocks_per_stage * len(config.conv_channels))
+    return 1.0 / math.sqrt(blocks)
+
+
+def build_encoder(config, image_shape) -> keras.Model:
+    widths, scale = config.conv_channels, _branch_scale(config)
+    images = keras.Input(image_shape, name="images")
+    h = layers.Conv2D(widths[0], 3, padding="same", name="stem")(images)
+    for s, width in enumerate(widths):
+        if s > 0:
+            h = layers.Conv2D(width, 3, strides=2, padding="same", name=f"down{s}")(h)
+        h = _stage(h, width, config, scale, f"enc{s}")
+    h = layers.Activation(config.activation)(h)
+    h = layers.Flatten()(h)
+    out = layers.Dense(2 * config.latent_dim, name="mean_logvar")(h)
+    return keras.Model(images, out, name="encoder")
+
+
+def build_decoder(config, image_shape, output_channels: int) -> keras.Model:
+    """The encoder's mirror. Sizes that do not halve evenly (28x28 at three stages)
+    start from the rounded-up size and are cropped back at the end."""
+    widths, scale = tuple(reversed(config.conv_channels)), _branch_scale(config)
+    height, width, _ = image_shape
+    factor = 2 ** (len(widths) - 1)
+    h0, w0 = math.ceil(height / factor), math.ceil(width / factor)
+    z = keras.Input((config.latent_dim,), name="z")
+    h = layers.Dense(h0 * w0 * widths[0], name="project")(z)
+    h = layers.Reshape((h0, w0, widths[0]))(h)
+    for s, stage_width in enumerate(widths):
+        if s > 0:
+            h = layers.UpSampling2D(2, interpolation="nearest")(h)
+            h = layers.Conv2D(stage_width, 3, padding="same", name=f"up{s}")(h)
+        h = _stage(h, stage_width, config, scale, f"dec{s}")
+    h = layers.Activation(config.activation)(h)
+    h = layers.Conv2D(output_channels, 3, padding="same", name="output")(h)
+    extra_h, extra_w = h0 * factor - height, w0 * factor - width
+    if extra_h or extra_w:
+        h = layers.Cropping2D(((extra_h // 2, extra_h - extra_h // 2),
+                               (extra_w // 2, extra_w - extra_w // 2)))(h)
+    return keras.Model(z, h, name="decoder")
+
+
+register("resnet", build_encoder, build_decoder)
