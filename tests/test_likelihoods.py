@@ -153,6 +153,25 @@ def _bin_probs(mean, s):
                     _logistic_cdf(upper) - _logistic_cdf(lower))
 
 
+def _logistic_output(params):
+    """The decoder output that means these [locations, log-scales] (channels last)."""
+    params = np.array(params, dtype=np.float64)
+    c = params.shape[-1] // 2
+    params[..., :c] -= likelihoods.LOCATION_OFFSET
+    params[..., c:] -= likelihoods.LOG_SCALE_OFFSET
+    return params
+
+
+def _mixture_output(params, k):
+    """The decoder output that means these mixture parameters (logits, then per
+    channel K locations, K log-scales, then couplings): the offsets taken off."""
+    params = np.array(params, dtype=np.float64)
+    c = 3 if params.shape[-1] == 10 * k else 1
+    params[..., k:k + c * k] -= likelihoods.LOCATION_OFFSET
+    params[..., k + c * k:k + 2 * c * k] -= likelihoods.LOG_SCALE_OFFSET
+    return params
+
+
 def test_discretized_logistic_against_numpy_and_its_bins_sum_to_one():
     rng = np.random.default_rng(3)
     shape = (2, 3, 2)
@@ -166,14 +185,14 @@ def test_discretized_logistic_against_numpy_and_its_bins_sum_to_one():
     for i in np.ndindex(4, *shape):
         probs = _bin_probs(h[i[:-1]][i[-1]], np.exp(h[i[:-1]][shape[-1] + i[-1]]))
         expected[i[0]] -= np.log(probs[int(round(x[i] * 255))])
-    got = likelihood.nll(tf.constant(x), tf.constant(h)).numpy()
+    got = likelihood.nll(tf.constant(x), tf.constant(_logistic_output(h))).numpy()
     np.testing.assert_allclose(got, expected, rtol=1e-7)
 
     # One pixel, every one of its 256 values: probabilities that sum to 1, also for a
     # scale far below a bin's width and a location outside [0, 1].
     for mean, log_s in ((0.3, -2.0), (0.5, -9.0), (1.2, -3.0), (-0.05, -4.0)):
         single = likelihoods.build(tiny_config(recon_loss="discretized_logistic"), (1, 1, 1))
-        hh = tf.constant(np.tile([[[[mean, log_s]]]], (256, 1, 1, 1)), tf.float64)
+        hh = tf.constant(np.tile(_logistic_output([[[[mean, log_s]]]]), (256, 1, 1, 1)))
         p = np.exp(-single.nll(tf.constant(VALUES.reshape(256, 1, 1, 1)), hh).numpy())
         assert p.sum() == pytest.approx(1.0, abs=1e-6), (mean, log_s, p.sum())
 
@@ -207,12 +226,12 @@ def test_discretized_mixture_against_numpy_with_coupled_channels():
     x = rng.integers(0, 256, (2, 2, 2, 3)) / 255.0
     expected = [sum(_mixture_numpy(x[n, i, j], h[n, i, j], k) for i in range(2)
                     for j in range(2)) for n in range(2)]
-    got = likelihood.nll(tf.constant(x), tf.constant(h)).numpy()
+    got = likelihood.nll(tf.constant(x), tf.constant(_mixture_output(h, k))).numpy()
     np.testing.assert_allclose(got, expected, rtol=1e-7)
 
     # All 256^3 colours of one pixel: their probabilities sum to 1.
     single = likelihoods.build(config, (1, 1, 3))
-    params = tf.constant(h[0, 0, 0].reshape(1, 1, 1, -1))
+    params = tf.constant(_mixture_output(h, k)[0, 0, 0].reshape(1, 1, 1, -1))
     red_green = np.stack(np.meshgrid(VALUES, VALUES, indexing="ij"), -1).reshape(-1, 2)
     total = 0.0
     for start in range(0, len(red_green), 2048):  # 2048 (r, g) pairs x 256 blues a call
@@ -229,12 +248,13 @@ def _sharp_params(name, k=2, c=3, n=4, seed=5):
     few bins wide, laid out as each likelihood reads them."""
     rng = np.random.default_rng(seed)
     if name == "discretized_logistic":
-        return np.concatenate([rng.uniform(0.2, 0.8, (n, 3, 3, c)),
-                               np.full((n, 3, 3, c), -4.0)], axis=-1)
+        return _logistic_output(np.concatenate([rng.uniform(0.2, 0.8, (n, 3, 3, c)),
+                                                np.full((n, 3, 3, c), -4.0)], axis=-1))
     rows = np.concatenate([rng.uniform(0.3, 0.5, (n, 3, 3, c, k)),
                            np.full((n, 3, 3, c, k), -4.0),
                            0.15 * rng.normal(size=(n, 3, 3, c * (c - 1) // 2, k))], axis=-2)
-    return np.concatenate([rng.normal(size=(n, 3, 3, k)), rows.reshape(n, 3, 3, -1)], -1)
+    return _mixture_output(
+        np.concatenate([rng.normal(size=(n, 3, 3, k)), rows.reshape(n, 3, 3, -1)], -1), k)
 
 
 @pytest.mark.parametrize("name", ["discretized_logistic", "discretized_mix_logistic"])

@@ -205,6 +205,22 @@ class MetricsLogger(keras.callbacks.Callback):
         files.append_line(self.run.metrics_path, row + "\n")
 
 
+class EpochTimer(keras.callbacks.Callback):
+    """Adds `epoch_seconds`, the epoch's wall-clock time (training, test loss, and
+    the callbacks before this one's end), so that runs can be compared at equal time."""
+
+    def __init__(self):
+        super().__init__()
+        self.started = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["epoch_seconds"] = time.perf_counter() - self.started
+
+
 class EpochSummary(keras.callbacks.Callback):
     """Prints one line per epoch (Keras' own progress line shows every logged value
     with four decimals, step counts included):
@@ -216,14 +232,10 @@ class EpochSummary(keras.callbacks.Callback):
     def __init__(self, latent_dim: int):
         super().__init__()
         self.latent_dim = latent_dim
-        self.started = 0.0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.started = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
         logs = {k: float(np.asarray(v).reshape(-1)[0]) for k, v in (logs or {}).items()}
-        seconds = time.perf_counter() - self.started
+        seconds = logs.get("epoch_seconds", 0.0)
         steps = self.params.get("steps") or 1
         parts = [f"Epoch {epoch + 1}/{self.params.get('epochs')} - {seconds:.0f} s "
                  f"({1000 * seconds / steps:.0f} ms/step)"]
@@ -272,6 +284,7 @@ def make_callbacks(config: Config, run_dir: rundir.RunDir, test_images: np.ndarr
     callbacks = [optimizer.EMAWeights(restored)] if config.ema_momentum > 0 else []
     callbacks += [
         CollapseMonitor(test_images, config.batch_size),
+        EpochTimer(),
         MetricsLogger(write_dir),
         EpochSummary(config.latent_dim),
         keras.callbacks.TensorBoard(write_dir.tensorboard_dir, write_graph=False),

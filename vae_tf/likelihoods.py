@@ -176,6 +176,15 @@ _BINS = 255.0
 _LOG_S_MIN = -7.0
 
 
+# The decoder's raw outputs are offsets from a mid-gray location and a logistic
+# scale of e^-3 (about 0.05, a typical pixel error of a trained model). Read
+# directly, an untrained decoder's outputs near 0 mean a scale of 1, the whole pixel
+# range: the loss starts above 8 bits/dim and Adam spends thousands of steps moving
+# the last layer's biases before the networks learn anything else.
+LOCATION_OFFSET = 0.5
+LOG_SCALE_OFFSET = -3.0
+
+
 def _discretized_logistic_log_prob(x, mean, log_s):
     """log P(x) of an 8-bit value x in [0, 1] under a logistic(mean, exp(log_s))
     discretized into the 256 bins of width 1/255; the end bins take the tails.
@@ -231,7 +240,7 @@ class DiscretizedLogistic(Likelihood):
 
     def _params(self, h):
         mean, log_s = tf.split(h, 2, axis=-1)
-        return mean, tf.maximum(log_s, _LOG_S_MIN)
+        return mean + LOCATION_OFFSET, tf.maximum(log_s + LOG_SCALE_OFFSET, _LOG_S_MIN)
 
     def nll(self, x, h):
         mean, log_s = self._params(h)
@@ -284,8 +293,8 @@ class DiscretizedMixLogistic(Likelihood):
         logits = h[..., :k]
         rest = tf.reshape(h[..., k:], tf.concat([shape, [-1, k]], 0))
         means, log_s, coeffs = rest[..., :c, :], rest[..., c:2 * c, :], rest[..., 2 * c:, :]
-        return (logits, means, tf.maximum(log_s, _LOG_S_MIN),
-                tf.tanh(coeffs))
+        return (logits, means + LOCATION_OFFSET,
+                tf.maximum(log_s + LOG_SCALE_OFFSET, _LOG_S_MIN), tf.tanh(coeffs))
 
     def _coupled_means(self, means, coeffs, values):
         """Each channel's location plus the coupling to the channels before it, given
