@@ -11,6 +11,7 @@ builders; a new one is that module (found and imported below), its name in
 """
 
 import importlib
+import math
 import pkgutil
 from typing import Callable, NamedTuple, Tuple
 
@@ -42,6 +43,25 @@ def build_decoder(config: Config, image_shape: Tuple[int, int, int],
                   output_channels: int) -> keras.Model:
     return REGISTRY[config.architecture].build_decoder(config, tuple(image_shape),
                                                        output_channels)
+
+
+def smallest_map(image_shape, halvings: int) -> Tuple[int, int]:
+    """Height and width of the decoder's first feature map, `halvings` halvings
+    below the image, rounded up: sizes that do not halve evenly (28x20 Frey faces
+    under three, say) start larger and `crop_to_image` cuts the output back, as the
+    encoder's 'same' padding rounds up on the way down."""
+    factor = 2 ** halvings
+    return math.ceil(image_shape[0] / factor), math.ceil(image_shape[1] / factor)
+
+
+def crop_to_image(h, image_shape):
+    """Crops the feature map `h` (from `smallest_map`, upsampled) to the image's size,
+    evenly from both sides."""
+    extra_h, extra_w = h.shape[1] - image_shape[0], h.shape[2] - image_shape[1]
+    if extra_h or extra_w:
+        h = keras.layers.Cropping2D(((extra_h // 2, extra_h - extra_h // 2),
+                                     (extra_w // 2, extra_w - extra_w // 2)))(h)
+    return h
 
 
 # Every module of this package registers its family when imported: a new family is

@@ -1,13 +1,12 @@
 """--architecture=conv: stride-2 'same' convolutions, mirrored by stride-2
 transposed convolutions in the decoder."""
 
-import math
 from typing import Sequence
 
 import keras
 from keras import layers
 
-from vae_tf.architectures import register
+from vae_tf.architectures import crop_to_image, register, smallest_map
 
 
 def build_encoder(config, image_shape) -> keras.Model:
@@ -37,14 +36,10 @@ def conv_decoder(image_shape, channels: Sequence[int], kernel_size: int, latent_
                  activation: str = "relu", output_channels: int = None) -> keras.Model:
     """The encoder's mirror: dense to the smallest feature map, stride-2 transposed convs,
     the last one `output_channels` wide (default: the image's channels).
-
-    Sizes that are not multiples of 2**len(channels) (28x20 Frey faces under three
-    layers, say) are handled as the encoder's 'same' padding does: the decoder
-    starts from the rounded-up size and crops its output back to the image size.
+    Sizes that do not halve evenly start larger and are cropped (`smallest_map`).
     """
-    height, width, image_channels = image_shape
-    factor = 2 ** len(channels)
-    h0, w0 = math.ceil(height / factor), math.ceil(width / factor)
+    image_channels = image_shape[-1]
+    h0, w0 = smallest_map(image_shape, len(channels))
     z = keras.Input((latent_dim,), name="z")
     h = layers.Dense(h0 * w0 * channels[-1], activation=activation, name="project")(z)
     h = layers.Reshape((h0, w0, channels[-1]))(h)
@@ -53,11 +48,7 @@ def conv_decoder(image_shape, channels: Sequence[int], kernel_size: int, latent_
                                    activation=activation, name=f"deconv{i}")(h)
     h = layers.Conv2DTranspose(output_channels or image_channels, kernel_size, strides=2,
                                padding="same", name="output")(h)
-    extra_h, extra_w = h0 * factor - height, w0 * factor - width
-    if extra_h or extra_w:
-        h = layers.Cropping2D(((extra_h // 2, extra_h - extra_h // 2),
-                               (extra_w // 2, extra_w - extra_w // 2)))(h)
-    return keras.Model(z, h, name="decoder")
+    return keras.Model(z, crop_to_image(h, image_shape), name="decoder")
 
 
 register("conv", build_encoder, build_decoder)

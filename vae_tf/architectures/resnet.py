@@ -18,7 +18,7 @@ import math
 import keras
 from keras import layers
 
-from vae_tf.architectures import register
+from vae_tf.architectures import crop_to_image, register, smallest_map
 
 
 def _normalization(kind: str, width: int, name: str):
@@ -92,12 +92,9 @@ def build_encoder(config, image_shape) -> keras.Model:
 
 
 def build_decoder(config, image_shape, output_channels: int) -> keras.Model:
-    """The encoder's mirror. Sizes that do not halve evenly (28x28 at three stages)
-    start from the rounded-up size and are cropped back at the end."""
+    """The encoder's mirror."""
     widths, scale = tuple(reversed(config.conv_channels)), _branch_scale(config)
-    height, width, _ = image_shape
-    factor = 2 ** len(widths)
-    h0, w0 = math.ceil(height / factor), math.ceil(width / factor)
+    h0, w0 = smallest_map(image_shape, len(widths))
     z = keras.Input((config.latent_dim,), name="z")
     h = layers.Dense(h0 * w0 * widths[0], name="project")(z)
     h = layers.Reshape((h0, w0, widths[0]))(h)
@@ -108,11 +105,7 @@ def build_decoder(config, image_shape, output_channels: int) -> keras.Model:
         h = _stage(h, stage_width, config, scale, f"dec{s}")
     h = layers.Activation(config.activation)(h)
     h = layers.Conv2DTranspose(output_channels, 4, strides=2, padding="same", name="output")(h)
-    extra_h, extra_w = h0 * factor - height, w0 * factor - width
-    if extra_h or extra_w:
-        h = layers.Cropping2D(((extra_h // 2, extra_h - extra_h // 2),
-                               (extra_w // 2, extra_w - extra_w // 2)))(h)
-    return keras.Model(z, h, name="decoder")
+    return keras.Model(z, crop_to_image(h, image_shape), name="decoder")
 
 
 register("resnet", build_encoder, build_decoder)

@@ -1,0 +1,98 @@
+"""What deep VAEs need to train: the learning-rate schedule, skipped outlier updates,
+the moving average of the weights (the one exported), bits/dim in the metrics, the
+residual network, and the precision picked for the hardware."""
+
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import tiny_config
+from vae_tf import optimizer, rundir, tfenv, train
+from vae_tf.model import build_vae, load_vae
+
+SHAPE = (28, 28, 1)
+
+
+def test_learning_rate_warms_up_then_decays_to_zero():
+    config = tiny_config(learning_rate=2e-3, lr_warmup_steps=10, lr_decay="cosine")
+    schedule = optimizer.learning_rate(config, total_steps=110)
+    values = [float(schedule(step)) for step in (0, 5, 10, 60, 110)]
+    np.testing.assert_allclose(values, [0.0, 1e-3, 2e-3, 1e-3, 0.0], atol=1e-9)
+    # Warm-up alone: the rate stays at --learning_rate afterwards.
+    flat = optimizer.learning_rate(tiny_config(learning_rate=2e-3, lr_warmup_steps=10), 110)
+    np.testing.assert_allclose([float(flat(s)) for s in (5, 10, 100)], [1e-3, 2e-3, 2e-3])
+    assert optimizer.learning_rate(tiny_config(learning_rate=2e-3), 110) == 2e-3
+
+
+def _one_step(model, images):
+    before = [w.numpy().copy() for w in model.trainable_weights]
+    logs = model.train_on_batch(images, return_dict=True)
+    changed = [not np.array_equal(b, w.numpy()) for b, w in zip(before, model.trainable_weights)]
+    return logs, changed
+
+
+def test_updates_above_the_norm_threshold_are_skipped_whole():
+    images = np.random.default_rng(0).uniform(size=(16, *SHAPE)).astype(np.float32)
+    skipping = build_vae(tiny_config(grad_skip=1e-3, precision="float32"), SHAPE)
+    logs, changed = _one_step(skipping, images)
+    assert not any(changed) and logs["skipped_updates"] == 1 and logs["grad_norm"] > 1e-3
+    # Adam's state did not move either: its step count is still 0.
+    assert int(skipping.optimizer.iterations.numpy()) == 0
+    applying = build_vae(tiny_config(grad_skip=1e9, precision="float32"), SHAPE)
+    logs, changed = _one_step(applying, images)
+    assert all(changed) and logs["skipped_updates"] == 0
+
+
+def test_the_export_and_checkpoints_hold_the_moving_average(tmp_path):
+    config = tiny_config(output_dir=str(tmp_path), ema_momentum=0.9, precision="float32",
+                         recon_loss="discretized_logistic")
+    result = train.run(config)
+    assert math.isfinite(result["val_bits_per_dim"])
+    np.testing.assert_allclose(result["val_bits_per_dim"] * 28 * 28 * math.log(2),
+                               result["val_loss"], rtol=1e-5)
+    model = load_vae(result["run_dir"])  # the last checkpoint: averages in the model
+    z = np.random.default_rng(1).standard_normal((5, config.latent_dim)).astype(np.float32)
+    exported = tf.saved_model.load(rundir.RunDir(result["run_dir"]).saved_model_dir)
+    served = exported.signatures["decode"](z=tf.constant(z))["images"].numpy()
+    np.testing.assert_allclose(served, model.decode(z).numpy(), atol=1e-6)
+    swap = optimizer.EMAWeights(restored=True)  # back to the raw weights
+    swap.set_model(model)
+    swap.on_epoch_begin(0)
+    assert np.abs(served - model.decode(z).numpy()).max() > 1e-3
+
+
+def test_the_residual_network_trains_and_shrinks_through_its_stages():
+    config = tiny_config(architecture="resnet", conv_channels=(8, 16), blocks_per_stage=2,
+                         activation="swish", precision="float32")
+    model = build_vae(config, SHAPE)
+    # The stem halves 28 to 14, one pooling 14 to 7: a 7x7x16 map before the code.
+    assert model.encoder.get_layer("mean_logvar").input.shape[-1] == 7 * 7 * 16
+    blocks = [layer.name for layer in model.decoder.layers if "block" in layer.name]
+    assert len(blocks) == 4
+    images = np.random.default_rng(0).uniform(size=(16, *SHAPE)).astype(np.float32)
+    first = model.train_on_batch(images, return_dict=True)["loss"]
+    for _ in range(20):
+        last = model.train_on_batch(images, return_dict=True)["loss"]
+    assert last < first
+
+
+@pytest.mark.parametrize("flags,expected", [
+    ({"avx2", "fma"}, "float32"),
+    ({"avx2", "avx512f", "avx512_bf16"}, "mixed_bfloat16"),
+    ({"amx_bf16", "amx_tile"}, "mixed_bfloat16"),
+])
+def test_auto_precision_follows_the_cpu(monkeypatch, flags, expected):
+    if tf.config.list_physical_devices("GPU"):
+        pytest.skip("a GPU decides the precision on this machine")
+    monkeypatch.setattr(tfenv, "cpu_flags", lambda: flags)
+    assert tfenv.resolve_precision("auto") == expected
+    assert tfenv.resolve_precision("float32") == "float32"
+
+
+def test_cpu_flags_are_read_from_cpuinfo(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512_bf16\n\n")
+    assert tfenv.cpu_flags(str(cpuinfo)) == {"fpu", "avx2", "avx512_bf16"}
+    assert tfenv.cpu_flags(str(tmp_path / "missing")) == set()
