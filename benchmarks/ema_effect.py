@@ -4,7 +4,8 @@ test loss with the averaged weights and with the raw ones.
     python benchmarks/ema_effect.py outputs/<run trained with --ema_momentum>
 
 A checkpoint holds both (the averages as the model's weights, the raw weights in
-the optimizer), so one run gives the comparison at every epoch. Prints nats per
+the optimizer), so one run gives the comparison at every epoch but the last: after
+the last epoch Keras keeps only the averages. Prints nats per
 image, and bits/dim for discrete likelihoods, on the whole test split.
 """
 
@@ -28,7 +29,7 @@ def main(path):
     if config.ema_momentum == 0:
         sys.exit(f"error: {path} was trained without --ema_momentum.")
     test = make_batches(datasets.load(config), config, training=False)
-    for epoch, _ in sorted(run.checkpoints()):
+    for epoch, _ in sorted(run.checkpoints())[:-1]:
         model = load_vae(path, epoch)
         bits = math.prod(model.image_shape) * math.log(2)
         averaged = model.evaluate(test, verbose=0, return_dict=True)["loss"]

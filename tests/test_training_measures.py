@@ -6,10 +6,11 @@ import math
 
 import numpy as np
 import pytest
+import keras
 import tensorflow as tf
 
 from conftest import tiny_config
-from vae_tf import optimizer, rundir, tfenv, train
+from vae_tf import export, optimizer, rundir, tfenv, train
 from vae_tf.model import build_vae, load_vae
 
 SHAPE = (28, 28, 1)
@@ -45,18 +46,50 @@ def test_updates_above_the_norm_threshold_are_skipped_whole():
     assert all(changed) and logs["skipped_updates"] == 0
 
 
-def test_the_export_holds_the_last_checkpoints_weights(tmp_path):
+def test_checkpoints_and_the_export_hold_the_averaged_weights(tmp_path):
     config = tiny_config(output_dir=str(tmp_path), ema_momentum=0.9, precision="float32",
                          recon_loss="discretized_logistic")
     result = train.run(config)
     assert math.isfinite(result["val_bits_per_dim"])
     np.testing.assert_allclose(result["val_bits_per_dim"] * 28 * 28 * math.log(2),
                                result["val_loss"], rtol=1e-5)
-    model = load_vae(result["run_dir"])  # the last checkpoint: averages in the model
+    # Between epochs the model holds the averages and the optimizer the raw weights.
+    first = load_vae(result["run_dir"], epoch=1)
+    averages = [w.numpy() for w in first.trainable_weights]
+    raw = [v.numpy() for v in first.optimizer._model_variables_moving_average]
+    assert max(np.abs(a - r).max() for a, r in zip(averages, raw)) > 1e-4
+    # After the last epoch Keras keeps only the averages (its finalize step); the
+    # SavedModel is made from them.
+    model = load_vae(result["run_dir"])
     z = np.random.default_rng(1).standard_normal((5, config.latent_dim)).astype(np.float32)
     exported = tf.saved_model.load(rundir.RunDir(result["run_dir"]).saved_model_dir)
     served = exported.signatures["decode"](z=tf.constant(z))["images"].numpy()
     np.testing.assert_allclose(served, model.decode(z).numpy(), atol=1e-6)
+
+
+class _RawWeightsAtTheEnd(keras.callbacks.Callback):
+    """The trainable weights after the last update, before any swap."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.raw = [w.numpy().copy() for w in self.model.trainable_weights]
+
+
+def test_the_export_is_of_the_averages_not_the_last_raw_weights(tmp_path):
+    config = tiny_config(ema_momentum=0.9, precision="float32")
+    model = build_vae(config, SHAPE, total_steps=16)
+    images = np.random.default_rng(0).uniform(size=(64, *SHAPE)).astype(np.float32)
+    recorder = _RawWeightsAtTheEnd()
+    model.fit(images, batch_size=16, epochs=2, verbose=0,
+              callbacks=[optimizer.EMAWeights(), recorder])
+    export.export_saved_model(model, str(tmp_path / "saved_model"))
+    served = tf.saved_model.load(str(tmp_path / "saved_model"))
+    z = np.random.default_rng(1).standard_normal((5, config.latent_dim)).astype(np.float32)
+    from_export = served.signatures["decode"](z=tf.constant(z))["images"].numpy()
+    averaged = model.decode(z).numpy()
+    np.testing.assert_allclose(from_export, averaged, atol=1e-6)
+    for weight, raw in zip(model.trainable_weights, recorder.raw):
+        weight.assign(raw)
+    assert np.abs(from_export - model.decode(z).numpy()).max() > 1e-3
 
 
 def test_the_residual_network_trains_and_shrinks_through_its_stages():

@@ -45,7 +45,9 @@ class EMAWeights(keras.callbacks.SwapEMAWeights):
 
     A checkpoint therefore holds the averages as the model's weights and the raw
     weights as the optimizer's averages; `restored=True` says the model was just
-    loaded from one, so that training swaps them back before its first step.
+    loaded from one, so that training swaps them back before its first step. After
+    the last epoch Keras copies the averages over the raw weights (its finalize
+    step), so the last checkpoint and the export hold the averages only.
     """
 
     def __init__(self, restored: bool = False):
