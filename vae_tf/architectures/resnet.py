@@ -5,8 +5,8 @@ pre-activation bottleneck residual blocks; between stages, 2x2 average pooling a
 1x1 convolution to the next width halve the resolution. The encoder's last feature
 map becomes the mean and log-variance of a latent vector through one dense layer;
 the decoder mirrors the encoder, with nearest-neighbour upsampling and a 1x1
-convolution between stages (transposed convolutions leave checkerboard patterns in
-the samples).
+convolution between stages and a 3x3 one at the output (transposed convolutions
+leave checkerboard patterns in the samples).
 
 Each residual branch ends in a convolution whose initial weights are scaled by
 1/sqrt(number of blocks), so that a deep stack starts close to the identity and the
@@ -104,7 +104,10 @@ def build_decoder(config, image_shape, output_channels: int) -> keras.Model:
             h = layers.Conv2D(stage_width, 1, name=f"up{s}")(h)
         h = _stage(h, stage_width, config, scale, f"dec{s}")
     h = layers.Activation(config.activation)(h)
-    h = layers.Conv2DTranspose(output_channels, 4, strides=2, padding="same", name="output")(h)
+    # Back to full resolution as between stages: a 4x4 stride-2 transposed output
+    # convolution left a checkerboard over the CelebA samples.
+    h = layers.UpSampling2D(2, interpolation="nearest")(h)
+    h = layers.Conv2D(output_channels, 3, padding="same", name="output")(h)
     return keras.Model(z, crop_to_image(h, image_shape), name="decoder")
 
 
