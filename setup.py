@@ -21,8 +21,12 @@ setup(
         # Progress bars of the image cache build and of evaluate.
         "tqdm>=4.60",
         "pillow>=10",
-        # --dataset=frey reads Roweis' MAT v5 file with scipy.io.loadmat.
+        # --dataset=frey reads Roweis' MAT v5 file with scipy.io.loadmat; FID takes the
+        # matrix square root with scipy.linalg.sqrtm.
         "scipy>=1.10",
+        # scatter --method=tsne (sklearn.manifold.TSNE) and --method=umap.
+        "scikit-learn>=1.3",
+        "umap-learn>=0.5.4",
         # tf.summary (the TensorBoard scalars and images of a run) needs it at run time.
         "tensorboard>=2.20",
     ],
@@ -35,5 +39,5 @@ setup(
     entry_points={"console_scripts": ["vae-tf=vae_tf.cli:dispatch"] + [
         f"vae-tf-{name}=vae_tf.{name}:console_main"
         for name in ("train", "evaluate", "sample", "reconstruct", "interpolate", "traverse",
-                     "scatter", "manifold", "animate", "report", "gradcheck")]},
+                     "scatter", "attributes", "manifold", "animate", "report", "gradcheck")]},
 )

@@ -45,6 +45,18 @@ def tiny_config(**changes):
     return Config(**values)
 
 
+@pytest.fixture(scope="session")
+def binarized_run(tmp_path_factory):
+    """A briefly trained VAE on binarized shapes (a discrete likelihood, so bits/dim),
+    shared by the tests of evaluate and FID; they only read it."""
+    from vae_tf import train
+
+    out = tmp_path_factory.mktemp("runs")
+    config = tiny_config(binarize="dynamic", epochs=2, steps_per_epoch=30,
+                         output_dir=str(out), run_name="bin")
+    return train.run(config)["run_dir"]
+
+
 def run_module(module: str, *args, cwd=REPO, timeout=300, env=None):
     """Runs `python -m module args...` as a user would; returns the CompletedProcess.
     `env` adds variables to the environment; a None value removes one."""

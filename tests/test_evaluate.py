@@ -13,15 +13,6 @@ from vae_tf import evaluate, train
 from vae_tf.trained import TrainedRun
 
 
-@pytest.fixture(scope="module")
-def binarized_run(tmp_path_factory):
-    """A briefly trained VAE on binarized shapes: a discrete likelihood, so bits/dim."""
-    out = tmp_path_factory.mktemp("runs")
-    config = tiny_config(binarize="dynamic", epochs=2, steps_per_epoch=30,
-                         output_dir=str(out), run_name="bin")
-    return train.run(config)["run_dir"]
-
-
 def test_iwae_bound_is_below_the_elbo_and_tightens_with_k(binarized_run):
     run = TrainedRun(binarized_run)
     results = {k: evaluate.evaluate(run, num_samples=k, num_images=64, decoder_batch_size=2000)

@@ -93,11 +93,42 @@ def test_latent_picture_commands(moved_run):
     _command("manifold", moved_run, "--grid_size=6")
     assert Image.open(pictures / "manifold.png").size == _png_size(36, cols=6)
     _command("scatter", moved_run, "--num_images=300")
-    scatter = np.asarray(Image.open(pictures / "scatter.png").convert("RGB"))
+    scatter = np.asarray(Image.open(pictures / "scatter_pca.png").convert("RGB"))
     assert scatter.shape == (800, 800, 3)
     # Three label colours of matplotlib's tab10 (blue, orange, green) are drawn.
     for colour in ((31, 119, 180), (255, 127, 14), (44, 160, 44)):
         assert np.any(np.abs(scatter.astype(int) - colour).sum(axis=-1) < 40), colour
+
+
+def test_scatter_by_tsne_and_umap_beside_a_second_run(moved_run, tmp_path):
+    result = _command("scatter", moved_run, "--num_images=200", "--method=tsne")
+    assert "[t-SNE] Iteration" in result.stdout and "t-SNE of 200 codes" in result.stdout
+    assert Image.open(moved_run / "pictures" / "scatter_tsne.png").size == (800, 800)
+    # A second run of other codes of the same images: two panels side by side.
+    other = tmp_path / "other"
+    shutil.copytree(moved_run, other)
+    result = _command("scatter", moved_run, "--num_images=200", "--method=umap",
+                      f"--beside_run_dir={other}")
+    assert "UMAP of 200 codes x 2 run(s)" in result.stdout
+    picture = moved_run / "pictures" / "scatter_umap_beside_other.png"
+    assert Image.open(picture).size == (1600, 800)
+    line = error_line(run_module("vae_tf.scatter", f"--run_dir={moved_run}",
+                                 "--attribute=Smiling"))
+    assert "CelebA" in line and "trained on synthetic" in line
+
+
+def test_projections_are_seeded_and_keep_clusters():
+    from vae_tf import embedding
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(3, 8)) * 10
+    codes = (centres[np.arange(90) % 3] + rng.normal(size=(90, 8))).astype(np.float32)
+    points, names = embedding.project(codes, "tsne", seed=1, verbose=False)
+    again, _ = embedding.project(codes, "tsne", seed=1, verbose=False)
+    assert names == ("t-SNE 1", "t-SNE 2") and np.array_equal(points, again)
+    # Each point's nearest neighbour in the map is from its own cluster.
+    distances = np.linalg.norm(points[:, None] - points[None], axis=-1) + np.eye(90) * 1e9
+    assert np.all(distances.argmin(axis=1) % 3 == np.arange(90) % 3)
 
 
 def test_animate_makes_a_frame_per_epoch(moved_run, tmp_path):

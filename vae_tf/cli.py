@@ -31,6 +31,7 @@ COMMANDS = {
     "interpolate": "vae_tf.interpolate",
     "traverse": "vae_tf.traverse",
     "scatter": "vae_tf.scatter",
+    "attributes": "vae_tf.attributes",
     "manifold": "vae_tf.manifold",
     "animate": "vae_tf.animate",
     "report": "vae_tf.report",

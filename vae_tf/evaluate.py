@@ -2,6 +2,7 @@
 active latent units.
 
     python -m vae_tf.evaluate --run_dir=outputs/<run> [--num_importance_samples=1000]
+    python -m vae_tf.evaluate --run_dir=outputs/<run> --fid [--fid_weights=inception-2015-12-05.tgz]
 
 Reads only the run directory (config.json and saved_model/) and the dataset it names
 (--data_dir overrides where the files are). Prints a table and writes
@@ -12,7 +13,8 @@ z_k ~ q(z|x) and w_k = p(x|z_k) p(z_k) / q(z_k|x):
     NLL_IWAE(K)    = -log (1/K) sum_k w_k      (Burda et al. 2015; <= negative ELBO
                                                 in expectation, tightening as K grows)
 
-both in nats per image, averaged over the images.
+both in nats per image, averaged over the images. --fid adds FID and KID of samples
+and reconstructions against the same test images (vae_tf/fid.py) under "fid".
 """
 
 import math
@@ -27,7 +29,7 @@ from vae_tf.latent import ACTIVE_UNITS_THRESHOLD, active_units
 
 FLAGS = flags.FLAGS
 FLAG_NAMES = ("run_dir", "data_dir", "output", "num_importance_samples", "num_images",
-              "decoder_batch_size", "seed")
+              "decoder_batch_size", "seed", "fid", "fid_weights")
 
 
 def _log_mean_exp(values: np.ndarray) -> np.ndarray:
@@ -164,21 +166,45 @@ def format_table(r: dict) -> str:
         ("MSE per pixel", f"{r['mse']:.5f}"),
         ("active units", f"{r['active_units']} of {r['latent_dim']}"),
     ]
+    fid = r.get("fid")
+    if fid:
+        for key, name in (("samples", "FID samples"), ("reconstructions", "FID reconstructions")):
+            rows.append((name, f"{fid[key]:9.2f}   (KID {fid['kid_' + key]:.4f} "
+                               f"± {fid['kid_' + key + '_std']:.4f})"))
     head = (f"{r['run_dir']}: {r['num_images']} {r['dataset']} test images, "
             f"{r['seconds']:.0f} s\nlikelihood: {r['likelihood']}")
-    return "\n".join([head] + [f"  {name:<20}{value}" for name, value in rows])
+    lines = [head] + [f"  {name:<20}{value}" for name, value in rows]
+    if fid and fid["num_images"] < 10000:
+        lines.append(f"  FID on {fid['num_images']} images is biased upward: compare it only "
+                     "with FIDs on as many images (papers use 10,000 or 50,000).")
+    return "\n".join(lines)
 
 
 def main(argv):
+    from vae_tf import report
     from vae_tf.trained import TrainedRun
 
     run = TrainedRun(FLAGS.run_dir, FLAGS.data_dir)
     path = run.dir.output_path(FLAGS.output, run.dir.eval_path)
+    network = None
+    if FLAGS.fid:  # before the long part, so that a missing network stops it at once
+        from vae_tf import inception
+
+        network = inception.Inception(inception.network_file(FLAGS.fid_weights))
     results = evaluate(run, FLAGS.num_importance_samples, FLAGS.num_images, FLAGS.seed,
                        FLAGS.decoder_batch_size)
+    if network is not None:
+        from vae_tf import fid
+
+        results["fid"] = fid.sample_quality(run, run.test_images(FLAGS.num_images or None),
+                                            network, FLAGS.seed)
+    else:
+        # A finished run's export never changes: an earlier FID of it stays true.
+        results["fid"] = report.read_fid(path)
     files.write_json(path, results)
     print(format_table(results))
     print(f"wrote {path}")
+    report.refresh(run.run_dir, path)
 
 
 def console_main():

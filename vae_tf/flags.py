@@ -40,7 +40,8 @@ COMMAND_FLAGS = {
         "samples): larger is faster until memory runs out.", {"lower_bound": 1}),
     "num": ("integer", 64, "Number of samples to draw.", {"lower_bound": 1}),
     "index": ("string", "0", "Test image, by its index N in the test split (from 0); "
-              "reconstruct also takes a range START:STOP of indices START to STOP-1.", {}),
+              "reconstruct and attributes --attribute=NAME also take a range START:STOP of "
+              "indices START to STOP-1.", {}),
     "index_a": ("integer", 0, "Test image at the start of the interpolation line.", {}),
     "index_b": ("integer", 1, "Test image at the end of the interpolation line.", {}),
     "steps": ("integer", 9, "Codes decoded along each line: from image a to image b "
@@ -54,6 +55,27 @@ COMMAND_FLAGS = {
                 "overlaid curves and a table of final metrics.", {}),
     "tolerance": ("float", 1e-6, "Largest maximum relative error of a gradient allowed for "
                   "any variable before the gradient check fails.", {"lower_bound": 0.0}),
+    "fid": ("bool", False, "Also compute FID (Heusel et al. 2017) and KID (Binkowski et al. "
+            "2018) of samples from the prior and of reconstructions against the test images, "
+            "on the 2048-d pool_3 features of the Inception network of TTUR and pytorch-fid "
+            "(inception-2015-12-05). Slow on a CPU: a few images a second.", {}),
+    "fid_weights": ("string", "", "The Inception network for --fid: inception-2015-12-05.tgz "
+                    "or the classify_image_graph_def.pb inside it. When empty, it is downloaded "
+                    "once (where a network exists) into Keras' cache, ~/.keras/models.", {}),
+    "method": ("enum", "pca", "How scatter maps the codes to two dimensions: 'pca' (the first "
+               "two principal components, instant), 'tsne' (scikit-learn's t-SNE) or 'umap' "
+               "(umap-learn's UMAP); the last two keep neighbours together and take tens of "
+               "seconds for 5,000 codes.", {"enum_values": ["pca", "tsne", "umap"]}),
+    "beside_run_dir": ("string", "", "A second run directory whose codes of the same test "
+                       "images scatter draws beside --run_dir's, e.g. the --model=ae baseline "
+                       "of the same networks, to see what the KL term does to the codes.", {}),
+    "attribute": ("string", "", "A CelebA attribute of list_attr_celeba.txt (Smiling, "
+                  "Eyeglasses, Male, ...): scatter colours the codes by it, and attributes "
+                  "moves the chosen images along its vector; attributes without it shows all "
+                  "40 vectors on one image.", {}),
+    "amounts": ("list", ["-2", "-1", "0", "1", "2"], "Comma list of multiples a of an "
+                "attribute vector added to an image's mean code, one column each (0: the "
+                "plain reconstruction).", {}),
     "step": ("float", 1e-4, "Finite-difference step h added to and subtracted from each "
              "weight by the gradient check.", {"lower_bound": 0.0}),
 }
@@ -72,7 +94,7 @@ def define(names: Iterable[str], flag_values: flags.FlagValues = flags.FLAGS) ->
             _define_field(_CONFIG_FIELDS[name], flag_values)
         else:
             kind, default, help_text, extra = COMMAND_FLAGS[name]
-            getattr(flags, f"DEFINE_{kind}")(name, default, help_text,
+            getattr(flags, f"DEFINE_{kind}")(name=name, default=default, help=help_text,
                                              flag_values=flag_values, **extra)
 
 

@@ -1,4 +1,7 @@
-"""Image grids as PNG files (numpy + Pillow, which matplotlib already depends on)."""
+"""Image grids as PNG files (numpy + Pillow, which matplotlib already depends on), and
+grids with names beside their rows and columns (matplotlib)."""
+
+import textwrap
 
 import numpy as np
 from PIL import Image
@@ -49,3 +52,44 @@ def save_png(path: str, image: np.ndarray, min_size: int = 256) -> None:
 def save_grid(path: str, images: np.ndarray, cols: int) -> None:
     """make_grid then save_png: the one-call form the inference commands use."""
     save_png(path, make_grid(images, cols=cols))
+
+
+def save_labelled_grid(path: str, images: np.ndarray, cols: int, row_names, col_names,
+                       title: str = "") -> None:
+    """A grid of images [rows * cols, H, W, C] in [0, 1] with a name beside each row
+    and above each column (matplotlib draws the text; the images keep sharp pixels,
+    enlarged by an integer factor to about 64 pixels a side)."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    from matplotlib.figure import Figure
+
+    images = np.asarray(images, np.float32)
+    _, h, w, _ = images.shape
+    pad = 2
+    grid = make_grid(images, cols, pad=pad)
+    factor = max(1, round(64 / h))
+    grid = grid.repeat(factor, axis=0).repeat(factor, axis=1)
+    if grid.shape[-1] == 1:
+        grid = np.repeat(grid, 3, axis=-1)
+    # About 7 pixels per character of 9-point text: room for the longest row name.
+    dpi, left, bottom, right = 100, 20 + 7 * max(map(len, row_names)), 10, 10
+    width = grid.shape[1] + left + right
+    title = "\n".join(textwrap.wrap(title, max(30, width // 7)))
+    top = 40 + (16 * (title.count("\n") + 1) + 10 if title else 0)
+    height = grid.shape[0] + top + bottom
+    fig = Figure(figsize=(width / dpi, height / dpi), dpi=dpi)
+    ax = fig.add_axes([left / width, bottom / height, grid.shape[1] / width,
+                       grid.shape[0] / height])
+    ax.imshow(np.clip(grid, 0.0, 1.0), interpolation="nearest")
+    centre = lambda i, side: factor * (pad + i * (side + pad) + side / 2) - 0.5  # noqa: E731
+    ax.set_yticks([centre(i, h) for i in range(len(row_names))], list(row_names), fontsize=9)
+    ax.set_xticks([centre(i, w) for i in range(len(col_names))], list(col_names), fontsize=9)
+    ax.xaxis.tick_top()
+    ax.tick_params(length=0)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    if title:
+        fig.suptitle(title, fontsize=9, y=1 - 8 / height, va="top")
+    with files.atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi)

@@ -1,6 +1,7 @@
 """The latent space in numbers, with numpy alone: the codes that sampling,
-interpolation, traversal and the 2-D manifold decode; active units; the 2-D
-projection and scatter plot of codes; the animated GIF of the samples grids.
+interpolation, traversal, the 2-D manifold and attribute arithmetic decode; active
+units; attribute vectors; the 2-D projection and scatter plot of codes; the
+animated GIF of the samples grids.
 `vae_tf.pictures` pairs the codes with a model's decoder.
 """
 
@@ -63,6 +64,28 @@ def manifold_codes(n: int) -> np.ndarray:
     return np.stack([z1.ravel(), z2.ravel()], axis=1)
 
 
+def attribute_vectors(codes: np.ndarray, has: np.ndarray) -> np.ndarray:
+    """Per attribute, the mean code of the images that have it minus the mean code of
+    those that do not (codes [N, latent], has: bool [N, attributes]). Returns
+    [attributes, latent]; a row is NaN where either group is empty."""
+    codes = codes.astype(np.float64)
+    vectors = np.full((has.shape[1], codes.shape[1]), np.nan)
+    for k in range(has.shape[1]):
+        if 0 < has[:, k].sum() < len(has):
+            vectors[k] = codes[has[:, k]].mean(axis=0) - codes[~has[:, k]].mean(axis=0)
+    return vectors.astype(np.float32)
+
+
+def attribute_codes(z: np.ndarray, vectors: np.ndarray, amounts: np.ndarray) -> np.ndarray:
+    """Row r: z[r] + a * vectors[r] for each a of `amounts` (a single vector [latent]
+    serves every row). Returns [rows * len(amounts), latent], row-major."""
+    z = np.atleast_2d(z).astype(np.float32)
+    vectors = np.broadcast_to(vectors, z.shape)
+    amounts = np.asarray(amounts, np.float32)
+    codes = z[:, None, :] + amounts[None, :, None] * vectors[:, None, :]
+    return codes.reshape(-1, z.shape[1])
+
+
 def project_2d(codes: np.ndarray):
     """The codes themselves when they are 2-D, else their first two principal
     components. Returns (points [N, 2], axis names)."""
@@ -80,26 +103,36 @@ def save_scatter(path: str, points: np.ndarray, labels: np.ndarray, axis_names,
     """A scatter plot of `points` coloured by integer label (-1: no label), as a PNG
     of size_px x size_px pixels, written through a temporary file. The legend shows
     `class_names[label]` where given, else the label."""
+    save_scatters(path, [(points, axis_names, title)], labels, class_names, size_px)
+
+
+def save_scatters(path: str, panels, labels: np.ndarray, class_names=(),
+                  size_px: int = 800) -> None:
+    """Scatter plots side by side, one per (points [N, 2], axis names, title) of
+    `panels`, each size_px square, all coloured by the same labels (see save_scatter)."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display
     import matplotlib.pyplot as plt
 
     dpi = 100
-    fig, ax = plt.subplots(figsize=(size_px / dpi, size_px / dpi), dpi=dpi)
+    fig, axes = plt.subplots(1, len(panels), dpi=dpi, squeeze=False,
+                             figsize=(len(panels) * size_px / dpi, size_px / dpi))
     classes = sorted(set(int(v) for v in labels))
     colors = (plt.get_cmap("tab10").colors if len(classes) <= 10
               else plt.get_cmap("viridis")(np.linspace(0.0, 1.0, len(classes))))
-    for label, color in zip(classes, colors):
-        mask = labels == label
-        ax.scatter(points[mask, 0], points[mask, 1], s=4, alpha=0.6, color=color,
-                   label=("no label" if label < 0 else class_names[label]
-                          if label < len(class_names) else str(label)))
-    if 1 < len(classes) <= 20:
-        ax.legend(markerscale=4, fontsize=8, loc="best")
-    ax.set_xlabel(axis_names[0])
-    ax.set_ylabel(axis_names[1])
-    ax.set_title(title)
+    for ax, (points, axis_names, title) in zip(axes[0], panels):
+        for label, color in zip(classes, colors):
+            mask = labels == label
+            ax.scatter(points[mask, 0], points[mask, 1], s=4, alpha=0.6, color=color,
+                       label=("no label" if label < 0 else class_names[label]
+                              if label < len(class_names) else str(label)))
+        if 1 < len(classes) <= 20:
+            ax.legend(markerscale=4, fontsize=8, loc="best")
+        ax.set_xlabel(axis_names[0])
+        ax.set_ylabel(axis_names[1])
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
     with files.atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi)
     plt.close(fig)

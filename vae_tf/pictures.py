@@ -51,11 +51,26 @@ def manifold(model, grid_size: int) -> np.ndarray:
     return model.decode(latent.manifold_codes(grid_size))
 
 
-def save_code_scatter(model, images: np.ndarray, labels: np.ndarray, path: str,
-                      title: str, class_names=()) -> None:
-    """A scatter plot PNG of the images' mean codes coloured by label (named by
-    `class_names`): the codes themselves when they are 2-D, else their first two
-    principal components."""
-    mean, _ = model.encode(images)
-    points, axis_names = latent.project_2d(np.asarray(mean))
-    latent.save_scatter(path, points, labels, axis_names, title, class_names)
+def attribute_rows(model, images: np.ndarray, codes: np.ndarray, vectors: np.ndarray,
+                   amounts) -> np.ndarray:
+    """[rows * (1 + len(amounts)), ...], row-major: row r is images[r], then the decoder
+    means at codes[r] + a * vectors[r] for each a of `amounts` (one vector [latent]
+    serves every row)."""
+    decoded = model.decode(latent.attribute_codes(codes, vectors, amounts))
+    decoded = decoded.reshape(len(codes), len(amounts), *decoded.shape[1:])
+    return np.concatenate([images[:, None], decoded], axis=1).reshape(-1, *decoded.shape[2:])
+
+
+def save_code_scatter(models, images: np.ndarray, labels: np.ndarray, path: str, titles,
+                      class_names=(), method: str = "pca", seed: int = 0) -> None:
+    """A scatter plot PNG of the images' mean codes under each model, side by side,
+    coloured by label (named by `class_names`); `method` maps codes to 2-D (see
+    `vae_tf.embedding`: the codes themselves when they are 2-D and method is pca)."""
+    from vae_tf import embedding
+
+    panels = []
+    for model, title in zip(models, titles):
+        mean, _ = model.encode(images)
+        points, axis_names = embedding.project(np.asarray(mean), method, seed)
+        panels.append((points, axis_names, title))
+    latent.save_scatters(path, panels, labels, class_names)

@@ -6,14 +6,16 @@
 Training rewrites <run>/report.html after every epoch. A page embeds its images as
 base64 data URIs, so the one file opens from the file system in any browser, with
 no server, and still shows everything after it is copied or mailed elsewhere.
-The report reads only the run directory (config.json, metrics.csv, images/), through
-`vae_tf.rundir`.
+The report reads only the run directory (config.json, metrics.csv, images/, and
+where the commands wrote them eval.json's FID and the newest pictures/ of scatter
+and attributes), through `vae_tf.rundir`; those commands rewrite it when they add one.
 """
 
 import base64
 import dataclasses
 import html
 import io
+import json
 import math
 import os
 
@@ -45,6 +47,13 @@ COMPARED = ("loss", "val_loss", "val_bits_per_dim", "val_reconstruction", "val_k
 # A report shows at most this many epochs' sample grids (first and last included).
 MAX_EPOCH_THUMBS = 12
 THUMB_SIDE = 240  # pixels; thumbnails are shrunk by an integer factor to about this
+# The newest attribute pictures a report shows.
+MAX_ATTRIBUTE_PICTURES = 4
+# eval.json's FID section: (key, what the row shows).
+FID_ROWS = (("samples", "FID, samples from the prior vs test images"),
+            ("reconstructions", "FID, reconstructions vs test images"),
+            ("kid_samples", "KID, samples vs test images"),
+            ("kid_reconstructions", "KID, reconstructions vs test images"))
 
 
 @dataclasses.dataclass
@@ -143,7 +152,7 @@ th { background: #f2f2f2; } td.num { text-align: right; font-variant-numeric: ta
 figure { display: inline-block; margin: 0 16px 16px 0; vertical-align: top; }
 figcaption { font-size: 0.85em; color: #555; }
 img { image-rendering: pixelated; border: 1px solid #ddd; }
-img.curves { image-rendering: auto; max-width: 100%; }
+img.curves, img.plot { image-rendering: auto; max-width: 100%; }
 code { background: #f5f5f5; padding: 1px 4px; }
 """
 
@@ -160,8 +169,9 @@ def _img(png: bytes, alt: str, css_class: str = "") -> str:
     return f'<img{cls} src="data:image/png;base64,{data}" alt="{html.escape(alt)}">'
 
 
-def _figure(png: bytes, caption: str) -> str:
-    return f"<figure>{_img(png, caption)}<figcaption>{html.escape(caption)}</figcaption></figure>"
+def _figure(png: bytes, caption: str, css_class: str = "") -> str:
+    return (f"<figure>{_img(png, caption, css_class)}<figcaption>{html.escape(caption)}"
+            "</figcaption></figure>")
 
 
 def _zoomed(png: bytes, min_width: int = 450) -> bytes:
@@ -233,9 +243,46 @@ def run_page(run: RunRecord) -> str:
         parts.append("<h2>Samples across epochs</h2><p>The same latent codes every epoch.</p>")
         parts += [_figure(_thumbnail(p), f"epoch {rundir.epoch_of_grid(p)}")
                   for p in _evenly(latest, MAX_EPOCH_THUMBS)]
+    parts += _command_outputs(run)
     parts.append("<h2>Configuration</h2>")
     parts.append(_table(["setting", "value"], [[k, _show(v)] for k, v in sorted(run.settings.items())]))
     return _page(f"VAE run {run.name}", "\n".join(parts))
+
+
+def _command_outputs(run: RunRecord) -> list:
+    """What the commands added to the run: eval.json's FID, the newest scatter plot
+    and the newest attribute pictures."""
+    parts = []
+    fid = read_fid(run.dir.eval_path)
+    if fid:
+        parts.append(f"<h2>Sample quality</h2><p>From <code>eval.json</code>: "
+                     f"{fid['num_images']} test images and as many samples and "
+                     f"reconstructions; features: {html.escape(str(fid['network']))}. "
+                     "Lower is better.</p>")
+        parts.append(_table(["figure", "value"],
+                            [[name, fid[key]] for key, name in FID_ROWS if key in fid]))
+    for path in run.dir.latest_pictures(rundir.SCATTER):
+        parts.append("<h2>Latent map</h2>" + _figure(_file(path), os.path.basename(path), "plot"))
+    attributes = run.dir.latest_pictures(rundir.ATTRIBUTE, MAX_ATTRIBUTE_PICTURES)
+    if attributes:
+        parts.append("<h2>Attribute vectors</h2>")
+        parts += [_figure(_file(path), os.path.basename(path), "plot") for path in attributes]
+    return parts
+
+
+def read_fid(path: str):
+    """eval.json's "fid" section, or None (no file, none in it, or unreadable)."""
+    try:
+        with open(path) as f:
+            fid = json.load(f).get("fid")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return fid if isinstance(fid, dict) else None
+
+
+def _file(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
 
 
 def compare_page(runs: list) -> str:
@@ -272,6 +319,14 @@ def write_report(run_dir: str, output: str = "") -> str:
     run = load_run(run_dir)
     # A browser reloading the page mid-write would see half of it; replace it whole.
     return files.write_text(output or run.dir.report_path, run_page(run))
+
+
+def refresh(run_dir: str, written: str) -> None:
+    """Rewrites the run's report after a command wrote `written` into the run, so that
+    the report shows it; nothing when it went elsewhere or the run has no report."""
+    inside = os.path.abspath(written).startswith(os.path.abspath(run_dir) + os.sep)
+    if inside and os.path.isfile(rundir.RunDir(run_dir).report_path):
+        print(f"updated {write_report(run_dir)}")
 
 
 def write_compare(run_dirs: list, output: str = "") -> str:

@@ -10,8 +10,10 @@ its rules (creating, resuming, finished or not, reading its config and metrics).
     checkpoints/epoch_NNNN.weights.h5  weights and optimizer state after each epoch;
                                     a run resumes from the newest one that loads
     saved_model/                    the SavedModel; a run is finished once it is complete
-    eval.json                       written by `vae_tf.evaluate`
-    pictures/                       written by the picture commands
+    eval.json                       written by `vae_tf.evaluate` (FID and KID under "fid")
+    pictures/                       written by the picture commands, among them
+      scatter_<method>[_beside_<run>].png   maps of the test codes (vae_tf.scatter)
+      attribute_<name>_<a>-<b>.png, attribute_all_<n>.png   CelebA attribute vectors
     .lock                           held by the one process training the run
 
 Every file is written whole or not at all (vae_tf/files.py), and one process at a
@@ -49,6 +51,7 @@ SAVED_MODEL = "saved_model"
 EVAL = "eval.json"
 PICTURES = "pictures"
 SAMPLES_GIF = "samples.gif"
+SCATTER, ATTRIBUTE = "scatter", "attribute"  # prefixes of those pictures' names
 _GRID_EPOCH = re.compile(r"_epoch_(\d+)\.png$")
 _CHECKPOINT_EPOCH = re.compile(r"epoch_(\d+)\.weights\.h5$")
 
@@ -109,6 +112,11 @@ class RunDir:
     def picture(self, name: str) -> str:
         """Where a picture command writes `name` by default."""
         return self.join(PICTURES, name)
+
+    def latest_pictures(self, prefix: str, count: int = 1) -> List[str]:
+        """The `count` newest pictures/<prefix>_*.png (SCATTER, ATTRIBUTE), newest first."""
+        found = glob.glob(self.join(PICTURES, f"{prefix}_*.png"))
+        return sorted(found, key=os.path.getmtime, reverse=True)[:count]
 
     def checkpoint(self, epoch: int) -> str:
         """The weights after epoch `epoch` (counted from 1)."""
@@ -271,6 +279,18 @@ class RunLock:
         if self.fd is not None:
             os.close(self.fd)  # closing the descriptor releases the flock
             self.fd = None
+
+
+def scatter_picture(method: str, beside_run: str = "") -> str:
+    """The file name of a scatter plot made by `method`, beside another run's or not."""
+    return f"{SCATTER}_{method}" + (f"_beside_{beside_run}" if beside_run else "") + ".png"
+
+
+def attribute_picture(attribute: str, start: int = 0, stop: int = 0) -> str:
+    """The file name of test images start..stop-1 moved along an attribute vector, or
+    (attribute "all") of every attribute vector on test image `start`."""
+    images = f"{start}" if stop <= start + 1 else f"{start}-{stop - 1}"
+    return f"{ATTRIBUTE}_{attribute}_{images}.png"
 
 
 def epoch_of_grid(path: str) -> int:

@@ -109,6 +109,24 @@ class TrainedRun:
         self.check_index(index)
         return self.test_images(index + 1)[index]
 
+    def test_attributes(self):
+        """CelebA's 40 attribute names and a bool array [num_test, 40] of the test
+        images, in test_images' order (UserError for runs of other datasets)."""
+        if self.config.dataset != "celeba":
+            raise UserError(f"Attributes are CelebA's annotations (list_attr_celeba.txt); "
+                            f"{self.run_dir} was trained on {self.config.dataset}.")
+        from vae_tf.datasets import celeba
+
+        return celeba.attributes_of_test_images(self.config)
+
+    @staticmethod
+    def attribute_column(names, attribute: str) -> int:
+        """The column of `attribute` among the attribute names (UserError if absent)."""
+        if attribute not in names:
+            raise UserError(f"--attribute={attribute} is not a CelebA attribute; one of: "
+                            f"{', '.join(names)}.")
+        return names.index(attribute)
+
     def check_index(self, index: int, flag: str = "--index") -> None:
         if not 0 <= index < self.num_test():
             raise UserError(f"{flag}={index} is out of range: the test split has "

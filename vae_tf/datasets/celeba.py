@@ -20,13 +20,19 @@ Split: the official partition, restricted to the files present (files it does no
 list are left out and reported). Without a partition file, folder.split_by_name.
 The validation split is cached too; training evaluates on the test split, like
 the other datasets.
+
+Attributes: `list_attr_celeba.txt` (or the zip that holds it) lies where the
+partition file does; `attributes_of_test_images` gives the 40 attributes of the cached test
+images, in the order a run reads them.
 """
 
 import dataclasses
+import io
 import os
 import zipfile
 from typing import Dict, Iterable, List, Optional, Tuple
 
+import numpy as np
 from absl import logging
 
 from vae_tf.config import Config
@@ -39,6 +45,7 @@ from vae_tf.errors import UserError
 CROP, SIZE = 148, 64
 IMAGES, ZIP, PARTITION = "img_align_celeba", "img_align_celeba.zip", "list_eval_partition.txt"
 PARTITION_SPLITS = {"0": "train", "1": "validation", "2": "test"}
+ATTRIBUTES, ATTRIBUTES_ZIP = "list_attr_celeba.txt", "list_attr_celeba.zip"
 HELP = (f"Download {ZIP} (Align&Cropped Images, 1.4 GB) and {PARTITION} (Eval/) from "
         "https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html, put both in one folder "
         f"(the zip may be unpacked there as {IMAGES}/) and pass it with --data_dir=FOLDER.")
@@ -54,27 +61,50 @@ class Source:
 
 
 def load(config: Config) -> ImageData:
+    source, cache = _open_cache(config)
+    folder_lib.check_batches(config, cache.count("train"))
+    return cache.image_data(source.description)
+
+
+def _open_cache(config: Config):
     transform = Transform(crop=config.crop or CROP, size=config.image_size or SIZE,
                           channels=config.channels or 3)
     source = local_source(config.data_dir) if config.data_dir else tfds_source()
-    cache = open_or_build("celeba", source.fingerprint, transform, source.splits,
-                          source.total, cache_dir=config.cache_dir)
-    folder_lib.check_batches(config, cache.count("train"))
-    return cache.image_data(source.description)
+    return source, open_or_build("celeba", source.fingerprint, transform, source.splits,
+                                 source.total, cache_dir=config.cache_dir)
 
 
 def local_source(data_dir: str) -> Source:
     """The CelebA images under --data_dir (any of the layouts in the module docstring)."""
     if data_dir.endswith(".zip") and os.path.isfile(data_dir):
-        return _zip_source(data_dir, _partition(os.path.dirname(data_dir)))
+        return _zip_source(data_dir, _partition(data_dir))
     if not os.path.isdir(data_dir):
         raise UserError(f"--data_dir={data_dir} does not exist. {HELP}")
     if os.path.isdir(os.path.join(data_dir, IMAGES)):
         return _folder_source(os.path.join(data_dir, IMAGES), _partition(data_dir))
     if os.path.isfile(os.path.join(data_dir, ZIP)):
         return _zip_source(os.path.join(data_dir, ZIP), _partition(data_dir))
-    partition = _partition(data_dir) or _partition(os.path.dirname(os.path.abspath(data_dir)))
-    return _folder_source(data_dir, partition)
+    return _folder_source(data_dir, _partition(data_dir))
+
+
+def _annotation_folders(data_dir: str) -> List[str]:
+    """The folders where CelebA's annotation files (partition, attributes) may be for
+    a --data_dir: beside the zip, in the folder holding img_align_celeba/ or the zip,
+    or, for a folder of the images themselves, in it or its parent."""
+    if data_dir.endswith(".zip") and os.path.isfile(data_dir):
+        return [os.path.dirname(data_dir)]
+    if any(os.path.exists(os.path.join(data_dir, name)) for name in (IMAGES, ZIP)):
+        return [data_dir]
+    return [data_dir, os.path.dirname(os.path.abspath(data_dir))]
+
+
+def _find_annotation(data_dir: str, names: Iterable[str]) -> Optional[str]:
+    """The first of the files `names` found in the annotation folders, or None."""
+    for folder in _annotation_folders(data_dir):
+        for name in names:
+            if os.path.isfile(os.path.join(folder, name)):
+                return os.path.join(folder, name)
+    return None
 
 
 def _folder_source(folder: str, partition: Optional[str]) -> Source:
@@ -127,9 +157,8 @@ def tfds_source() -> Source:
                   sum(builder.info.splits[s].num_examples for s in names))
 
 
-def _partition(folder: str) -> Optional[str]:
-    path = os.path.join(folder, PARTITION)
-    return path if os.path.isfile(path) else None
+def _partition(data_dir: str) -> Optional[str]:
+    return _find_annotation(data_dir, [PARTITION])
 
 
 def read_partition(path: str) -> Dict[str, str]:
@@ -175,3 +204,66 @@ def _stat(path: Optional[str]) -> Optional[Tuple[str, int, int]]:
         return None
     st = os.stat(path)
     return (os.path.basename(path), st.st_size, st.st_mtime_ns)
+
+
+def attributes_of_test_images(config: Config) -> Tuple[List[str], np.ndarray]:
+    """The 40 attribute names of list_attr_celeba.txt and a bool array [num_test, 40]
+    of the run's test images, in the order the image cache stores (and runs read)
+    them: the test split's files minus those the cache skipped as unreadable."""
+    if not config.data_dir:
+        raise UserError(f"CelebA's attributes come from {ATTRIBUTES}, which a "
+                        "tensorflow-datasets celeb_a run does not name: pass "
+                        f"--data_dir=FOLDER holding the images and {ATTRIBUTES} (or "
+                        f"{ATTRIBUTES_ZIP}). {HELP}")
+    path = _find_annotation(config.data_dir, [ATTRIBUTES, ATTRIBUTES_ZIP])
+    if path is None:
+        raise UserError(f"No {ATTRIBUTES} or {ATTRIBUTES_ZIP} beside the images of "
+                        f"--data_dir={config.data_dir}: download it from CelebA's page "
+                        "(Anno/) and put it beside list_eval_partition.txt.")
+    source, cache = _open_cache(config)
+    skipped = {name for name, _ in cache.manifest["skipped"]}
+    names = [os.path.basename(name) for name, _ in source.splits["test"] if name not in skipped]
+    if len(names) != cache.count("test"):
+        raise UserError(f"Cannot tell which files the {cache.count('test')} cached test "
+                        f"images are (the cache {cache.path} skipped more files than it "
+                        "lists); delete it so that it is built again.")
+    attribute_names, rows = read_attributes(path, set(names))
+    missing = [name for name in names if name not in rows]
+    if missing:
+        raise UserError(f"{path} has no row for {len(missing)} test images ({missing[0]}, "
+                        "...); download it again.")
+    return attribute_names, np.stack([rows[name] for name in names])
+
+
+def read_attributes(path: str, wanted: Optional[set] = None):
+    """(attribute names, {file name: bool array [40]}) from list_attr_celeba.txt or a
+    zip holding it: a count line, a line of names, then '<file> <+1|-1> ...' rows.
+    Only the rows of `wanted` files are kept (all when None)."""
+    try:
+        if path.endswith(".zip"):
+            with zipfile.ZipFile(path) as archive:
+                member = next((m for m in archive.namelist()
+                               if os.path.basename(m) == ATTRIBUTES), None)
+                if member is None:
+                    raise UserError(f"{path} holds no {ATTRIBUTES}; download it again.")
+                text = archive.read(member).decode("ascii")
+        else:
+            with open(path) as f:
+                text = f.read()
+    except (OSError, zipfile.BadZipFile, UnicodeDecodeError) as e:
+        raise UserError(f"Cannot read {path} ({e}); download it again.") from None
+    lines = io.StringIO(text)
+    lines.readline()  # the row count
+    names = lines.readline().split()
+    rows = {}
+    for number, line in enumerate(lines, 3):
+        fields = line.split()
+        if not fields or (wanted is not None and fields[0] not in wanted):
+            continue
+        if len(fields) != len(names) + 1 or not set(fields[1:]) <= {"1", "-1"}:
+            raise UserError(f"{path}, line {number}: expected a file name and "
+                            f"{len(names)} values of 1 or -1; download it again.")
+        rows[fields[0]] = np.array(fields[1:]) == "1"
+    if not names:
+        raise UserError(f"{path} lists no attribute names; download it again.")
+    return names, rows
