@@ -74,10 +74,9 @@ def main(argv):
                      for name, n, ok in zip(names, counts, usable)]
         title = f"Every attribute vector on test image {start}: code + a x vector; {about}"
     image_utils.save_labelled_grid(path, rows, len(columns), row_names, columns, title)
-    print(f"wrote {path}")
     from vae_tf import report
 
-    report.refresh(run.run_dir, path)
+    report.wrote(run.run_dir, path)
 
 
 def console_main():

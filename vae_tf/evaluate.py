@@ -203,8 +203,7 @@ def main(argv):
         results["fid"] = report.read_fid(path)
     files.write_json(path, results)
     print(format_table(results))
-    print(f"wrote {path}")
-    report.refresh(run.run_dir, path)
+    report.wrote(run.run_dir, path)
 
 
 def console_main():

@@ -321,9 +321,11 @@ def write_report(run_dir: str, output: str = "") -> str:
     return files.write_text(output or run.dir.report_path, run_page(run))
 
 
-def refresh(run_dir: str, written: str) -> None:
-    """Rewrites the run's report after a command wrote `written` into the run, so that
-    the report shows it; nothing when it went elsewhere or the run has no report."""
+def wrote(run_dir: str, written: str) -> None:
+    """Says a command wrote `written`, and rewrites the run's report when that went into
+    the run, so that the report shows it (not when it went elsewhere, or the run has no
+    report)."""
+    print(f"wrote {written}")
     inside = os.path.abspath(written).startswith(os.path.abspath(run_dir) + os.sep)
     if inside and os.path.isfile(rundir.RunDir(run_dir).report_path):
         print(f"updated {write_report(run_dir)}")

@@ -53,10 +53,9 @@ def main(argv):
                                FLAGS.method, FLAGS.seed)
     print(f"{NAMES[FLAGS.method]} of {len(images)} codes x {len(runs)} run(s) in "
           f"{time.perf_counter() - start:.1f} s")
-    print(f"wrote {path}")
     from vae_tf import report
 
-    report.refresh(run.run_dir, path)
+    report.wrote(run.run_dir, path)
 
 
 def console_main():

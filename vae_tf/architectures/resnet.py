@@ -4,9 +4,10 @@ Stages, one per entry of --conv_channels (its width), each --blocks_per_stage
 pre-activation bottleneck residual blocks; between stages, 2x2 average pooling and a
 1x1 convolution to the next width halve the resolution. The encoder's last feature
 map becomes the mean and log-variance of a latent vector through one dense layer;
-the decoder mirrors the encoder, with nearest-neighbour upsampling and a 1x1
-convolution between stages and a 3x3 one at the output (transposed convolutions
-leave checkerboard patterns in the samples).
+the decoder mirrors the encoder, with nearest-neighbour upsampling and a 3x3
+convolution between stages and at the output: transposed convolutions left a
+checkerboard over the samples, and 1x1 convolutions after the upsampling left its
+blocks (the 4x4 map's cells showed as 16-pixel squares in CelebA samples).
 
 Each residual branch ends in a convolution whose initial weights are scaled by
 1/sqrt(number of blocks), so that a deep stack starts close to the identity and the
@@ -101,7 +102,7 @@ def build_decoder(config, image_shape, output_channels: int) -> keras.Model:
     for s, stage_width in enumerate(widths):
         if s > 0:
             h = layers.UpSampling2D(2, interpolation="nearest")(h)
-            h = layers.Conv2D(stage_width, 1, name=f"up{s}")(h)
+            h = layers.Conv2D(stage_width, 3, padding="same", name=f"up{s}")(h)
         h = _stage(h, stage_width, config, scale, f"dec{s}")
     h = layers.Activation(config.activation)(h)
     # Back to full resolution as between stages: a 4x4 stride-2 transposed output
