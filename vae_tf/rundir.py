@@ -12,7 +12,7 @@ its rules (creating, resuming, finished or not, reading its config and metrics).
     saved_model/                    the SavedModel; a run is finished once it is complete
     eval.json                       written by `vae_tf.evaluate` (FID and KID under "fid")
     pictures/                       written by the picture commands, among them
-      scatter_<method>[_beside_<run>].png   maps of the test codes (vae_tf.scatter)
+      scatter_<method>[_<attribute>][_beside_<run>].png   maps of the test codes (scatter)
       attribute_<name>_<a>-<b>.png, attribute_all_<n>.png   CelebA attribute vectors
     .lock                           held by the one process training the run
 
@@ -281,9 +281,11 @@ class RunLock:
             self.fd = None
 
 
-def scatter_picture(method: str, beside_run: str = "") -> str:
-    """The file name of a scatter plot made by `method`, beside another run's or not."""
-    return f"{SCATTER}_{method}" + (f"_beside_{beside_run}" if beside_run else "") + ".png"
+def scatter_picture(method: str, beside_run: str = "", attribute: str = "") -> str:
+    """The file name of a scatter plot made by `method`, coloured by a CelebA
+    attribute or not, beside another run's or not."""
+    return (f"{SCATTER}_{method}" + (f"_{attribute}" if attribute else "")
+            + (f"_beside_{beside_run}" if beside_run else "") + ".png")
 
 
 def attribute_picture(attribute: str, start: int = 0, stop: int = 0) -> str:

@@ -6,8 +6,8 @@ PCA, t-SNE or UMAP; optionally beside a second run's codes of the same images.
     python -m vae_tf.scatter --run_dir=outputs/<celeba run> --attribute=Male
 
 Writes <run>/pictures/scatter_<method>.png (800 x 800 pixels a panel), or
-scatter_<method>_beside_<other run>.png. PCA plots the codes themselves when
-latent_dim=2. CelebA has no class label: --attribute colours its codes by one of
+scatter_<method>_beside_<other run>.png, with _<attribute> after the method when
+coloured by one. PCA plots the codes themselves when latent_dim=2. CelebA has no class label: --attribute colours its codes by one of
 its 40 attributes.
 """
 
@@ -39,7 +39,8 @@ def main(argv):
                             "test images.")
     run = runs[0]
     beside = runs[1].dir.name if len(runs) > 1 else ""
-    path = run.output_path(FLAGS.output, rundir.scatter_picture(FLAGS.method, beside))
+    path = run.output_path(FLAGS.output, rundir.scatter_picture(FLAGS.method, beside,
+                                                                  FLAGS.attribute))
     images, labels = run.test_images(FLAGS.num_images or None, with_labels=True)
     class_names = CLASS_NAMES.get(run.config.dataset, ())
     if FLAGS.attribute:
