@@ -15,6 +15,10 @@ from vae_tf.config import Config
 
 # Active units (Burda et al. 2016) are counted on this many fixed test images.
 ACTIVE_UNITS_IMAGES = 1000
+# --sample_prior=fitted fits the sampling prior to the codes of this many training
+# images (the first ones, in the split's order): a 64-d covariance is well
+# determined by a few thousand codes.
+PRIOR_FIT_IMAGES = 10000
 
 
 class _ArrayModel:
@@ -38,13 +42,35 @@ class _ArrayModel:
     def reconstruct(self, images):
         return np.asarray(self.model(images, training=False))
 
+    def prior_codes(self, num, seed=0, temperature=1.0):
+        mean, scale_tril = (np.asarray(t) for t in self.model.sampling_prior())
+        return latent.prior_codes(num, self.latent_dim, seed, temperature, mean, scale_tril)
+
+
+class FitSamplingPrior(keras.callbacks.Callback):
+    """After each epoch, fits the model's sampling prior (--sample_prior=fitted) to
+    the posterior codes of a fixed set of training images: latent.fit_gaussian.
+    Before the grids, so that the samples grid shows it, and before the checkpoint,
+    which carries it."""
+
+    def __init__(self, batches):
+        super().__init__()
+        self.batches = batches
+
+    def on_epoch_end(self, epoch, logs=None):
+        codes = [self.model.encode(images) for images in self.batches]
+        mean, scale_tril = latent.fit_gaussian(np.concatenate([np.asarray(m) for m, _ in codes]),
+                                               np.concatenate([np.asarray(v) for _, v in codes]))
+        self.model.prior_mean.assign(mean.astype(np.float32))
+        self.model.prior_scale_tril.assign(scale_tril.astype(np.float32))
+
 
 class ImageGridCallback(keras.callbacks.Callback):
     """Saves after every epoch these grids (see rundir.RunDir.grid):
 
     recon      test images beside their deterministic reconstructions
-    samples    decoder means at a fixed set of latent codes z ~ N(0, T^2 I), T the
-               run's --temperature
+    samples    decoder means at a fixed set of latent codes from the sampling prior
+               (N(0, T^2 I), or the fitted Gaussian), T the run's --temperature
     traversal  one row per latent dimension: that dimension swept over
                latent.traversal_values() at the first test image's mean code
 
@@ -263,7 +289,8 @@ def _csv_value(value) -> str:
 
 
 def make_callbacks(config: Config, run_dir: rundir.RunDir, test_images: np.ndarray,
-                   write_dir: rundir.RunDir = None, restored: bool = False):
+                   write_dir: rundir.RunDir = None, restored: bool = False,
+                   prior_fit_batches=None):
     """The callbacks of a training run, all writing under `write_dir` (the run
     directory, or a temporary folder for non-chief workers of a multi-worker run).
 
@@ -277,11 +304,14 @@ def make_callbacks(config: Config, run_dir: rundir.RunDir, test_images: np.ndarr
     already written. With --ema_momentum the moving averages of the weights are
     swapped in first, so that all of them see the averages; `restored` says the model
     was loaded from a checkpoint (which holds them). Returns (callbacks, the
-    StopOnNaN among them).
+    StopOnNaN among them). With --sample_prior=fitted, `prior_fit_batches` (batches
+    of training images) are what the sampling prior is fitted to.
     """
     nan_guard = StopOnNaN()
     write_dir = write_dir or run_dir
     callbacks = [optimizer.EMAWeights(restored)] if config.ema_momentum > 0 else []
+    if config.sample_prior == "fitted":
+        callbacks.append(FitSamplingPrior(prior_fit_batches))
     callbacks += [
         CollapseMonitor(test_images, config.batch_size),
         EpochTimer(),

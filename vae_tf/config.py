@@ -18,6 +18,7 @@ RECON_LOSSES = ("bernoulli", "gaussian", "laplace", "discretized_logistic",
 SCALED_LOSSES = ("gaussian", "laplace")
 LEARN_SCALE = ("none", "shared", "channel", "pixel")
 ARCHITECTURES = ("conv", "dense", "resnet")
+SAMPLE_PRIORS = ("standard", "fitted")
 NORMALIZATIONS = ("none", "batch", "group")
 LR_DECAYS = ("none", "cosine")
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "swish", "gelu")
@@ -183,6 +184,13 @@ class Config:
         1.0, "Standard deviation of the prior codes z ~ N(0, t^2 I) of the sample grids, "
         "and the default of the sample command on this run: below 1 trades variety "
         "for cleaner images.", lower=0.0)
+    sample_prior: str = _field(
+        "standard", "Where sampling draws its codes: 'standard', the prior N(0, I) the "
+        "ELBO is computed with; 'fitted', a full-covariance Gaussian fitted after each "
+        "epoch to the training images' posterior codes (the aggregate posterior), which "
+        "avoids the regions of N(0, I) that no image's code reaches. The sample grids, "
+        "the sample command, FID and the export's sampling_prior signature use it; the "
+        "ELBO, IWAE and bits/dim stay those of N(0, I).", enum=SAMPLE_PRIORS)
     grid_size: int = _field(
         8, "Rows and columns of the image grids: those saved after each epoch, and the "
         "manifold command's grid of codes.", lower=1, upper=64)

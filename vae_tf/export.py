@@ -5,6 +5,10 @@
   decode(z [N, latent])                     -> images [N,H,W,C], the decoder's mean
   reconstruct(images)                        -> images, decode(mean of q(z|x))
   log_likelihood(images, z [N, latent])      -> log_prob [N], log p(x|z) in nats
+  sampling_prior()                           -> mean [latent], scale_tril [latent, latent]:
+                                                sample codes as mean + scale_tril @ e,
+                                                e ~ N(0, T^2 I) (N(0, I) unless the run
+                                                has --sample_prior=fitted)
 
 `serving_default` is `reconstruct`, so the default endpoint never samples.
 """
@@ -35,6 +39,10 @@ def export_saved_model(model, path: str) -> str:
     def log_likelihood(images, z):
         return {"log_prob": model.log_likelihood(images, z)}
 
+    def sampling_prior():
+        mean, scale_tril = model.sampling_prior()
+        return {"mean": mean, "scale_tril": scale_tril}
+
     archive = keras.export.ExportArchive()
     archive.track(model)
     # The first endpoint also becomes serving_default.
@@ -43,6 +51,7 @@ def export_saved_model(model, path: str) -> str:
     archive.add_endpoint("decode", decode, input_signature=[z_spec])
     # What likelihood bounds (ELBO, IWAE) need from the decoder, whatever the density.
     archive.add_endpoint("log_likelihood", log_likelihood, input_signature=[image_spec, z_spec])
+    archive.add_endpoint("sampling_prior", sampling_prior, input_signature=[])
     verbosity = logging.get_verbosity()
     logging.set_verbosity(logging.WARNING)  # the SavedModel writer logs each function at INFO
     try:

@@ -19,7 +19,6 @@ import time
 import numpy as np
 from tqdm import tqdm
 
-from vae_tf import latent
 
 KID_SUBSETS, KID_SUBSET_SIZE = 100, 1000  # the usual protocol
 CHUNK = 500  # test images whose reconstructions and samples are made at once
@@ -77,11 +76,11 @@ def kernel_inception_distance(features_a: np.ndarray, features_b: np.ndarray,
 
 def sample_quality(run, images: np.ndarray, network, seed: int = 0) -> dict:
     """eval.json's "fid" section for a `trained.TrainedRun`: FID and KID of as many
-    samples from the prior (decoder means at z ~ N(0, I), codes from `seed`) and of
+    samples from the run's sampling prior (decoder means, codes from `seed`) and of
     the reconstructions of `images`, against `images`, on `network`'s features (an
     `inception.Inception`)."""
     start = time.perf_counter()
-    codes = latent.prior_codes(len(images), run.latent_dim, seed)
+    codes = run.prior_codes(len(images), seed)
     features = {"test": [], "samples": [], "reconstructions": []}
     bar = tqdm(total=3 * len(images), desc="FID features", unit="img", mininterval=2.0)
     # In chunks: three sets of 10,000 images would hold gigabytes at once.

@@ -19,11 +19,37 @@ ACTIVE_UNITS_THRESHOLD = 0.01
 TRAVERSAL_STEPS, TRAVERSAL_LIMIT = 9, 3.0
 
 
-def prior_codes(num: int, latent_dim: int, seed: int = 0,
-                temperature: float = 1.0) -> np.ndarray:
-    """`num` codes z ~ N(0, temperature^2 I) [num, latent_dim], the same for a seed."""
+def prior_codes(num: int, latent_dim: int, seed: int = 0, temperature: float = 1.0,
+                mean: np.ndarray = None, scale_tril: np.ndarray = None) -> np.ndarray:
+    """`num` codes z = mean + temperature * scale_tril @ e, e ~ N(0, I) [num, latent_dim]:
+    N(0, temperature^2 I) by default, the same e for a seed whatever the Gaussian."""
     z = np.random.default_rng(seed).standard_normal((num, latent_dim)) * temperature
+    if scale_tril is not None:
+        z = z @ np.asarray(scale_tril, np.float64).T
+    if mean is not None:
+        z = z + np.asarray(mean, np.float64)
     return z.astype(np.float32)
+
+
+def fit_gaussian(means: np.ndarray, logvars: np.ndarray):
+    """The Gaussian with the mean and covariance of the aggregate posterior
+    (1/N) sum_n q(z|x_n) of posteriors N(means[n], diag(exp(logvars[n]))):
+
+        mean = average of the means,  cov = Cov_n(means) + average of diag(exp(logvars))
+
+    (the law of total covariance). Returns (mean [latent], its Cholesky factor
+    [latent, latent]), in float64. Fitting such a Gaussian after training and
+    sampling from it is Ghosh et al. 2020's ex-post density estimation; it keeps
+    samples where the codes of real images are.
+    """
+    means = np.asarray(means, np.float64)
+    variances = np.exp(np.asarray(logvars, np.float64)).mean(axis=0)
+    centred = means - means.mean(axis=0)
+    cov = centred.T @ centred / len(means) + np.diag(variances)
+    # A tiny ridge keeps the factorization alive for codes the encoder left
+    # constant (an autoencoder's floor variance is e^-30).
+    cov += 1e-6 * np.eye(len(cov))
+    return means.mean(axis=0), np.linalg.cholesky(cov)
 
 
 def active_units(posterior_means: np.ndarray) -> int:

@@ -58,6 +58,15 @@ class VAE(keras.Model):
             shape=(), dtype="int64", initializer="zeros", trainable=False,
             aggregation="only_first_replica", name="training_steps")
         self.noise_seed = keras.random.SeedGenerator(config.seed)
+        if config.sample_prior == "fitted":
+            # The Gaussian that sampling draws codes from, refitted after each epoch
+            # (callbacks.FitSamplingPrior); weights, so checkpoints and the export
+            # carry it. Until the first fit it is N(0, I).
+            d = config.latent_dim
+            self.prior_mean = self.add_weight(shape=(d,), initializer="zeros",
+                                              trainable=False, name="prior_mean")
+            self.prior_scale_tril = self.add_weight(shape=(d, d), initializer="identity",
+                                                    trainable=False, name="prior_scale_tril")
         names = ["loss", "reconstruction", "kl"]
         if self.likelihood.discrete:
             names.append("bits_per_dim")
@@ -89,6 +98,15 @@ class VAE(keras.Model):
     def decode(self, z):
         """The mean of p(x|z), in [0, 1]."""
         return self.likelihood.mean(self.decoder_output(z))
+
+    def sampling_prior(self):
+        """(mean [latent], lower-triangular scale [latent, latent]) of the Gaussian that
+        sampling draws codes from: N(0, I), or the fitted one (--sample_prior)."""
+        if self.config.sample_prior == "fitted":
+            return (tf.convert_to_tensor(self.prior_mean),
+                    tf.convert_to_tensor(self.prior_scale_tril))
+        return (tf.zeros([self.latent_dim], self.variable_dtype),
+                tf.eye(self.latent_dim, dtype=self.variable_dtype))
 
     def call(self, images, training=False):
         """Deterministic reconstruction: the decoder's mean at the mean of q(z|x)."""

@@ -1,7 +1,8 @@
 """The pictures of a model, as arrays of images [N, H, W, C] in [0, 1].
 
 Each function takes a `model` with numpy methods `encode(images) -> (mean, logvar)`,
-`decode(z) -> images` and `reconstruct(images) -> images`, and a `latent_dim`: a
+`decode(z) -> images`, `reconstruct(images) -> images` and
+`prior_codes(num, seed, temperature)`, and a `latent_dim`: a
 `vae_tf.trained.TrainedRun` (the exported model, for the commands) or the training
 callbacks' view of the Keras model, so that training's grids and the commands'
 pictures are drawn by the same code.
@@ -15,8 +16,9 @@ from vae_tf.errors import UserError
 
 
 def samples(model, num: int, temperature: float = 1.0, seed: int = 0) -> np.ndarray:
-    """Decoder means at `num` codes z ~ N(0, temperature^2 I) (the same for a seed)."""
-    return model.decode(latent.prior_codes(num, model.latent_dim, seed, temperature))
+    """Decoder means at `num` codes from the model's sampling prior at `temperature`
+    (N(0, temperature^2 I) unless fitted; the same codes for a seed)."""
+    return model.decode(model.prior_codes(num, seed, temperature))
 
 
 def reconstruction_pairs(model, images: np.ndarray) -> np.ndarray:

@@ -6,6 +6,7 @@ Everything the run writes goes under <output_dir>/<run_name>/ (see vae_tf/rundir
 Running the same command again after a crash resumes the unfinished run.
 """
 
+import dataclasses
 import os
 import shutil
 
@@ -96,8 +97,15 @@ def _train(config, dataset_override, strategy, run_dir, write_dir, resuming):
     logging.info("%s run %s", f"Resuming after epoch {done} of" if resuming else "Starting",
                  run_dir.path)
 
+    prior_fit_batches = None
+    if config.sample_prior == "fitted":
+        # The training images through the test split's pipeline: in order, and binarized
+        # once where the run binarizes.
+        first = dataclasses.replace(data, test=data.train.take(callbacks_lib.PRIOR_FIT_IMAGES))
+        prior_fit_batches = make_batches(first, config, training=False)
     callbacks, nan_guard = callbacks_lib.make_callbacks(config, run_dir, monitor_images,
-                                                        write_dir, restored=done > 0)
+                                                        write_dir, restored=done > 0,
+                                                        prior_fit_batches=prior_fit_batches)
     model.fit(train_ds, epochs=config.epochs, initial_epoch=done,
               steps_per_epoch=config.steps_per_epoch or None,
               validation_data=test_ds, validation_steps=config.eval_steps or None,

@@ -8,7 +8,7 @@ from typing import Optional
 
 import numpy as np
 
-from vae_tf import rundir, tfenv
+from vae_tf import latent, rundir, tfenv
 from vae_tf.errors import UserError
 
 
@@ -76,6 +76,15 @@ class TrainedRun:
     def decode(self, z: np.ndarray) -> np.ndarray:
         """The decoder's mean at codes z [N, latent]: images [N, H, W, C] in [0, 1]."""
         return self._batched("decode", z=z)["images"]
+
+    def prior_codes(self, num: int, seed: int = 0, temperature: float = 1.0) -> np.ndarray:
+        """Codes to sample from: see latent.prior_codes and the export's sampling_prior
+        (an export made before it existed samples from N(0, I))."""
+        if "sampling_prior" not in self.signatures:
+            return latent.prior_codes(num, self.latent_dim, seed, temperature)
+        prior = {k: v.numpy() for k, v in self.signatures["sampling_prior"]().items()}
+        return latent.prior_codes(num, self.latent_dim, seed, temperature,
+                                  prior["mean"], prior["scale_tril"])
 
     def reconstruct(self, images: np.ndarray) -> np.ndarray:
         return self._batched("reconstruct", images=images)["images"]

@@ -1,0 +1,80 @@
+"""The sampling prior: the Gaussian fitted to the aggregate posterior against direct
+computations, and a run with --sample_prior=fitted whose export, sample command and
+checkpoints hold the Gaussian fitted to its own training codes."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import run_module, tiny_config
+from vae_tf import datasets, latent, train
+from vae_tf.trained import TrainedRun
+
+
+def test_fitted_gaussian_is_the_aggregate_posteriors_moments():
+    rng = np.random.default_rng(0)
+    means = rng.normal(size=(400, 3)) @ np.array([[2.0, 0, 0], [1.0, 0.5, 0], [0, 0, 0.1]])
+    logvars = rng.uniform(-3.0, 0.0, size=(400, 3))
+    mean, scale_tril = latent.fit_gaussian(means, logvars)
+    # Monte Carlo: draws from the mixture (1/N) sum_n N(means[n], diag(exp(logvars[n]))).
+    pick = rng.integers(0, 400, size=400_000)
+    draws = means[pick] + np.exp(0.5 * logvars[pick]) * rng.standard_normal((400_000, 3))
+    np.testing.assert_allclose(mean, draws.mean(0), atol=0.02)
+    np.testing.assert_allclose(scale_tril @ scale_tril.T, np.cov(draws, rowvar=False),
+                               rtol=0.03, atol=0.01)
+    assert np.allclose(scale_tril, np.tril(scale_tril))
+    # Codes drawn through it have those moments; temperature scales the spread only.
+    codes = latent.prior_codes(200_000, 3, 1, 0.5, mean, scale_tril).astype(np.float64)
+    np.testing.assert_allclose(codes.mean(0), mean, atol=0.01)
+    np.testing.assert_allclose(np.cov(codes, rowvar=False), 0.25 * scale_tril @ scale_tril.T,
+                               rtol=0.03, atol=0.01)
+
+
+@pytest.fixture(scope="module")
+def fitted_run(tmp_path_factory):
+    config = tiny_config(output_dir=str(tmp_path_factory.mktemp("runs")),
+                         sample_prior="fitted", precision="float32", run_name="fitted")
+    return config, train.run(config)["run_dir"]
+
+
+def test_the_export_holds_the_gaussian_of_the_training_codes(fitted_run):
+    config, run_dir = fitted_run
+    run = TrainedRun(run_dir)
+    prior = {k: v.numpy() for k, v in run.signatures["sampling_prior"]().items()}
+    # The fit's images: the synthetic shapes' training split, in order (all 2048).
+    data = datasets.load(config)
+    images = np.concatenate([x for x, _ in data.train.batch(512).as_numpy_iterator()])
+    mean, scale_tril = latent.fit_gaussian(*run.encode(images.astype(np.float32) / 255.0))
+    np.testing.assert_allclose(prior["mean"], mean, atol=1e-4)
+    np.testing.assert_allclose(prior["scale_tril"], scale_tril, atol=1e-4)
+    assert np.abs(scale_tril - np.eye(config.latent_dim)).max() > 0.05  # not N(0, I)
+
+    # The sample command decodes mean + T * L e for the seed's e.
+    result = run_module("vae_tf.sample", f"--run_dir={run_dir}", "--num=6",
+                        "--temperature=0.5", "--seed=4")
+    assert result.returncode == 0, result.stderr[-3000:]
+    saved = np.load(f"{run_dir}/pictures/samples_t0.5_seed4.npy")
+    e = np.random.default_rng(4).standard_normal((6, config.latent_dim)) * 0.5
+    z = (mean + e @ scale_tril.T).astype(np.float32)
+    expected = run.signatures["decode"](z=tf.constant(z))["images"].numpy()
+    np.testing.assert_allclose(saved, expected, atol=1e-4)
+
+
+def test_each_epochs_checkpoint_carries_that_epochs_fit(fitted_run):
+    from vae_tf.model import load_vae
+
+    _, run_dir = fitted_run
+    exported = TrainedRun(run_dir).signatures["sampling_prior"]()["scale_tril"].numpy()
+    first, last = (load_vae(run_dir, epoch=e).prior_scale_tril.numpy() for e in (1, 2))
+    np.testing.assert_allclose(last, exported, atol=1e-6)  # a resumed run starts from it
+    assert np.abs(first - last).max() > 1e-3  # refitted after every epoch
+
+
+def test_a_standard_run_samples_from_n_0_i(tmp_path):
+    config = tiny_config(output_dir=str(tmp_path), epochs=1, precision="float32")
+    run = TrainedRun(train.run(config)["run_dir"])
+    prior = run.signatures["sampling_prior"]()
+    np.testing.assert_array_equal(prior["mean"].numpy(), np.zeros(config.latent_dim))
+    np.testing.assert_array_equal(prior["scale_tril"].numpy(), np.eye(config.latent_dim))
+    np.testing.assert_array_equal(run.prior_codes(5, seed=2),
+                                  latent.prior_codes(5, config.latent_dim, 2))
