@@ -13,7 +13,9 @@ variable it prints the maximum relative error
     max_i |tape_i - numeric_i| / max_i max(|tape_i|, |numeric_i|)
 
 (relative to the variable's largest gradient, so entries whose gradient is near zero
-do not divide by rounding noise), and exits with status 1 when any exceeds the
+do not divide by rounding noise; and to at least 1e7 ulps of the objective divided
+by h, the finite differences' resolution, so a variable whose gradient is all
+below it is checked to that precision), and exits with status 1 when any exceeds the
 tolerance, or when a variable gets no gradient at all (the check would compare
 nothing). On 4x4 colour images, in float64, correct gradients agree to 2.7e-8 at most
 with the default h = 1e-4 (2.2e-7 at h = 1e-5, where the rounding of
@@ -127,6 +129,11 @@ def _variable_names(model) -> dict:
     return names
 
 
+# Rounding in f(w + h) - f(w - h), in ulps of f, that the tolerance scales with (see
+# check_gradients): 10 ulps at the default tolerance of 1e-6.
+_ROUNDING_ULPS = 1e7
+
+
 def check_gradients(model, images, eps, step: float = DEFAULT_STEP) -> dict:
     """{variable path: maximum relative error} of the tape gradients of
     `model.objective(images, training=True, eps=eps)` against central differences."""
@@ -143,6 +150,12 @@ def check_gradients(model, images, eps, step: float = DEFAULT_STEP) -> dict:
         value = objective()
     variables = model.trainable_weights
     grads = tape.gradient(value, variables)
+    # The smallest gradient the central difference resolves: f(w + h) - f(w - h)
+    # carries rounding errors of a few ulps of f. Errors are relative to at least
+    # this, so a variable whose whole gradient lies below it (a bottleneck one
+    # channel wide, say) is checked to the differences' precision instead of
+    # failing on their rounding; a wrong gradient still shows as an order-1 error.
+    resolution = _ROUNDING_ULPS * np.finfo(np.float64).eps * abs(float(value)) / step
     names, errors = _variable_names(model), {}
     for var, grad in zip(variables, grads):
         original = np.array(var.numpy())  # a 0-d array too, so entries can be set
@@ -157,7 +170,8 @@ def check_gradients(model, images, eps, step: float = DEFAULT_STEP) -> dict:
                 values.append(float(objective()))
             numeric[index] = (values[0] - values[1]) / (2.0 * step)
         var.assign(original)
-        scale = max(np.abs(tape_grad).max(), np.abs(numeric).max())
+        largest = max(np.abs(tape_grad).max(), np.abs(numeric).max())
+        scale = max(largest, resolution) if largest > 0 else 0.0
         # A variable with no gradient at all (dead ReLUs, say) would check nothing:
         # it fails, so that a tiny network that cannot test a layer is noticed.
         errors[names[id(var)]] = (float(np.abs(tape_grad - numeric).max() / scale)
