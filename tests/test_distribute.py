@@ -10,6 +10,8 @@ import subprocess
 import sys
 import time
 
+import numpy as np
+
 from conftest import REPO
 from vae_tf import rundir, train
 
@@ -63,8 +65,10 @@ def _rows(run_dir):
 
 def test_multi_worker_run_writes_one_set_of_outputs_and_resumes(tmp_path):
     out = tmp_path / "out"
+    # With the fitted sampling prior, refitted by every worker after each epoch.
     args = ["--flagfile=flags/smoke.cfg", "--strategy=multi_worker", "--epochs=4",
-            "--steps_per_epoch=20", f"--output_dir={out}", "--run_name=mw"]
+            "--steps_per_epoch=20", f"--output_dir={out}", "--run_name=mw",
+            "--sample_prior=fitted"]
     run_dir = out / "mw"
     logs = lambda attempt: "\n".join(  # noqa: E731
         (tmp_path / f"worker{i}_{attempt}.log").read_text()[-2000:] for i in range(2))
@@ -113,3 +117,8 @@ def test_multi_worker_run_writes_one_set_of_outputs_and_resumes(tmp_path):
         f"epoch_{e:04d}.weights.h5" for e in range(1, 5)]
     assert rundir.RunDir(str(run_dir)).is_finished()
     assert json.load(open(run_dir / "config.json"))["strategy"] == "multi_worker"
+    # The export carries a fitted sampling prior, not N(0, I).
+    import tensorflow as tf
+
+    prior = tf.saved_model.load(str(run_dir / "saved_model")).signatures["sampling_prior"]()
+    assert np.abs(prior["scale_tril"].numpy() - np.eye(4)).max() > 1e-3
