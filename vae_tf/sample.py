@@ -1,4 +1,5 @@
-"""Draw samples from a trained run: codes z ~ N(0, T^2 I) through the decoder.
+"""Draw samples from a trained run: codes from its sampling prior at temperature T
+(N(0, T^2 I), or the fitted Gaussian of --sample_prior=fitted) through the decoder.
 
     python -m vae_tf.sample --run_dir=outputs/<run> --num=64 [--temperature=T]
 
