@@ -154,7 +154,7 @@ def test_fid_pipeline_on_a_tiny_network_of_the_inception_interface(binarized_run
     # The same figures from the graph run the reference way and FID computed here.
     test = _session_features(pb, images)
     recon = _session_features(pb, run.reconstruct(images))
-    samples = _session_features(pb, run.decode(latent.prior_codes(20, run.latent_dim, 3)))
+    samples = _session_features(pb, run.sample(20, seed=3))
     assert values["reconstructions"] == pytest.approx(_direct_fid(test, recon), rel=1e-4)
     assert values["samples"] == pytest.approx(_direct_fid(test, samples), rel=1e-4)
     assert values["kid_samples"] == pytest.approx(

@@ -6,7 +6,8 @@ import keras
 import tensorflow as tf
 
 from conftest import run_module
-from vae_tf import architectures, gradcheck, likelihoods
+from vae_tf.config import ARCHITECTURES
+from vae_tf import gradcheck, likelihoods
 from vae_tf import model as model_lib
 
 
@@ -39,7 +40,7 @@ def test_command_passes_on_the_real_model():
     errors = [float(e) for e in re.findall(r"\s(\d\.\d\de-\d\d)\s*$", result.stdout, re.M)]
     # Every likelihood x every network; every weight of encoder, decoder and learned scale.
     configs = list(gradcheck.tiny_configs())
-    assert len(configs) == len(likelihoods.REGISTRY) * len(architectures.REGISTRY)
+    assert len(configs) == len(likelihoods.REGISTRY) * len(ARCHITECTURES)
     count = sum(len(gradcheck.build_model(config).trainable_weights) for _, config in configs)
     assert len(errors) == count and max(errors) < gradcheck.DEFAULT_TOLERANCE
     for name, config in configs:
@@ -53,7 +54,7 @@ def test_command_passes_on_the_real_model():
 
 def _errors(config):
     model = gradcheck.build_model(config)
-    return gradcheck.check_gradients(model, *gradcheck.tiny_inputs(config))
+    return gradcheck.check_gradients(model, *gradcheck.tiny_inputs(model))
 
 
 def test_a_wrong_layer_gradient_is_caught(monkeypatch):

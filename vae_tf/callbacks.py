@@ -42,9 +42,8 @@ class _ArrayModel:
     def reconstruct(self, images):
         return np.asarray(self.model(images, training=False))
 
-    def prior_codes(self, num, seed=0, temperature=1.0):
-        mean, scale_tril = (np.asarray(t) for t in self.model.sampling_prior())
-        return latent.prior_codes(num, self.latent_dim, seed, temperature, mean, scale_tril)
+    def sample(self, num, seed=0, temperature=1.0):
+        return np.asarray(self.model.sample_images(num, seed, temperature))
 
 
 class FitSamplingPrior(keras.callbacks.Callback):
@@ -69,8 +68,9 @@ class ImageGridCallback(keras.callbacks.Callback):
     """Saves after every epoch these grids (see rundir.RunDir.grid):
 
     recon      test images beside their deterministic reconstructions
-    samples    decoder means at a fixed set of latent codes from the sampling prior
-               (N(0, T^2 I), or the fitted Gaussian), T the run's --temperature
+    samples    decoder means of a fixed set of samples (the same seed) from the
+               sampling prior (N(0, T^2 I), the fitted Gaussian, or a hierarchy's
+               priors), T the run's --temperature
     traversal  one row per latent dimension: that dimension swept over
                latent.traversal_values() at the first test image's mean code
 
@@ -90,7 +90,7 @@ class ImageGridCallback(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         model = _ArrayModel(self.model)
         pairs = pictures.reconstruction_pairs(model, self.test_images)
-        # The same codes every epoch, so the grids show the decoder learn.
+        # The same seed every epoch, so the grids show the decoder learn.
         samples = pictures.samples(model, self.grid_size ** 2, self.temperature, self.seed)
         traversal = pictures.traversal(model, self.test_images[0])
         grids = {
@@ -255,10 +255,6 @@ class EpochSummary(keras.callbacks.Callback):
     KL weight 1) - test loss 251.30 (220.88 + 30.42) - active units 12/16
     """
 
-    def __init__(self, latent_dim: int):
-        super().__init__()
-        self.latent_dim = latent_dim
-
     def on_epoch_end(self, epoch, logs=None):
         logs = {k: float(np.asarray(v).reshape(-1)[0]) for k, v in (logs or {}).items()}
         seconds = logs.get("epoch_seconds", 0.0)
@@ -277,7 +273,7 @@ class EpochSummary(keras.callbacks.Callback):
         if logs.get("skipped_updates"):
             parts.append(f"{logs['skipped_updates']:.0f} updates skipped")
         if "active_units" in logs:
-            parts.append(f"active units {logs['active_units']:.0f}/{self.latent_dim}")
+            parts.append(f"active units {logs['active_units']:.0f}/{self.model.latent_dim}")
         print(" - ".join(parts), flush=True)
 
 
@@ -316,7 +312,7 @@ def make_callbacks(config: Config, run_dir: rundir.RunDir, test_images: np.ndarr
         CollapseMonitor(test_images, config.batch_size),
         EpochTimer(),
         MetricsLogger(write_dir),
-        EpochSummary(config.latent_dim),
+        EpochSummary(),
         keras.callbacks.TensorBoard(write_dir.tensorboard_dir, write_graph=False),
         ImageGridCallback(write_dir, test_images[:num_grid_test_images(config.grid_size)],
                           config.seed, config.grid_size, config.temperature,

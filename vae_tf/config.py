@@ -7,7 +7,7 @@ This module imports neither TensorFlow nor absl, so it is cheap to use anywhere.
 
 import dataclasses
 import json
-from typing import Any, Tuple
+from typing import Any, List, Tuple
 
 DATASETS = ("synthetic", "mnist", "fashion_mnist", "celeba", "frey", "folder", "cifar10")
 # Datasets read from image files: decoded, cropped and resized once into a cache.
@@ -17,7 +17,7 @@ RECON_LOSSES = ("bernoulli", "gaussian", "laplace", "discretized_logistic",
 # The likelihoods with a scale parameter that --learn_scale may learn.
 SCALED_LOSSES = ("gaussian", "laplace")
 LEARN_SCALE = ("none", "shared", "channel", "pixel")
-ARCHITECTURES = ("conv", "dense", "resnet")
+ARCHITECTURES = ("conv", "dense", "resnet", "hierarchical")
 SAMPLE_PRIORS = ("standard", "fitted")
 NORMALIZATIONS = ("none", "batch", "group")
 LR_DECAYS = ("none", "cosine")
@@ -81,9 +81,17 @@ class Config:
     architecture: str = _field(
         "conv", "Network family: 'conv' (stride-2 convolutions mirrored by stride-2 "
         "transposed convolutions), 'resnet' (stages of residual blocks, one stage per "
-        "--conv_channels entry, --blocks_per_stage blocks each) or 'dense' (MLP, for "
-        "small images).", enum=ARCHITECTURES)
-    latent_dim: int = _field(16, "Dimension of the latent code z.", lower=1)
+        "--conv_channels entry, --blocks_per_stage blocks each), 'dense' (MLP, for "
+        "small images) or 'hierarchical' (a top-down hierarchy of latent groups, "
+        "shaped by --hierarchy).", enum=ARCHITECTURES)
+    latent_dim: int = _field(
+        16, "Dimension of the latent code z (for --architecture=hierarchical: the "
+        "channels of every group's latent map).", lower=1)
+    hierarchy: str = _field(
+        "1x1,7x2,14x2", "Groups of latent maps of --architecture=hierarchical, from the "
+        "top: comma list of RESOLUTIONxGROUPS, e.g. 1x1,7x2,14x2 is one group at 1x1, "
+        "two at 7x7 and two at 14x14 (resolutions reached from the image size by "
+        "halving, rounded up).")
     conv_channels: Tuple[int, ...] = _field(
         (32, 64), "Comma list of encoder channels, one stride-2 convolution each (for "
         "--architecture=resnet: the widths of its stages, each at half the resolution "
@@ -220,6 +228,7 @@ class Config:
                 raise ValueError(f"--{f.name}={value} must be >= {meta['lower']}.")
             if meta.get("upper") is not None and value > meta["upper"]:
                 raise ValueError(f"--{f.name}={value} must be <= {meta['upper']}.")
+        self._check_hierarchical_settings()
         for name in ("conv_channels", "dense_units"):
             value = tuple(int(v) for v in getattr(self, name))
             if not value or min(value) < 1:
@@ -234,6 +243,22 @@ class Config:
                              "decoder predicts its scales).")
         self._check_dataset_settings()
         self._check_kl_settings()
+
+    def _check_hierarchical_settings(self):
+        if self.architecture != "hierarchical":
+            return
+        parse_hierarchy(self.hierarchy)
+        if len(self.conv_channels) != 1:
+            raise ValueError("--architecture=hierarchical takes one width in --conv_channels "
+                             f"(every network of it has that many channels), not "
+                             f"{','.join(map(str, self.conv_channels))}.")
+        if self.model == "ae":
+            raise ValueError("--model=ae has one deterministic code, not a hierarchy of "
+                             "latent groups: use --architecture=conv, resnet or dense.")
+        if self.sample_prior == "fitted":
+            raise ValueError("--sample_prior=fitted fits a Gaussian to one latent vector; "
+                             "a hierarchy samples every group from its own prior (lower "
+                             "--temperature instead).")
 
     def _check_dataset_settings(self):
         """Image-file settings must not be given where they would be ignored."""
@@ -293,3 +318,21 @@ class Config:
 def _jsonable(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
+
+def parse_hierarchy(spec: str) -> List[Tuple[int, int]]:
+    """'1x1,7x2,14x2' -> [(1, 1), (7, 2), (14, 2)]: (resolution, groups), top first."""
+    levels = []
+    for part in spec.split(","):
+        try:
+            resolution, groups = (int(v) for v in part.strip().split("x"))
+        except ValueError:
+            raise ValueError(f"--hierarchy={spec!r}: {part!r} is not RESOLUTIONxGROUPS "
+                             "(e.g. 1x1,7x2,14x2).") from None
+        if resolution < 1 or groups < 1:
+            raise ValueError(f"--hierarchy={spec!r}: resolutions and group counts must be >= 1.")
+        levels.append((resolution, groups))
+    resolutions = [r for r, _ in levels]
+    if resolutions != sorted(set(resolutions)):
+        raise ValueError(f"--hierarchy={spec!r}: resolutions must grow strictly from the "
+                         "top (coarsest) to the bottom.")
+    return levels

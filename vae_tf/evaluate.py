@@ -10,6 +10,7 @@ Reads only the run directory (config.json and saved_model/) and the dataset it n
 z_k ~ q(z|x) and w_k = p(x|z_k) p(z_k) / q(z_k|x):
 
     negative ELBO  = mean_k[-log p(x|z_k)] + KL(q(z|x) || N(0, I))
+                     (a hierarchy: + mean_k sum_g KL(q(z_g|x, z_<g) || p(z_g|z_<g)))
     NLL_IWAE(K)    = -log (1/K) sum_k w_k      (Burda et al. 2015; <= negative ELBO
                                                 in expectation, tightening as K grows)
 
@@ -40,26 +41,42 @@ def _log_mean_exp(values: np.ndarray) -> np.ndarray:
 
 
 def _make_log_weights(run, num_samples: int):
-    """A compiled function: (images [n,...], mean, logvar [n,L], seeds [n,2], first,
-    num) -> log p(x|z_k) and log w_k for samples k = first .. first+num-1 of each
-    image, each [n, num], in one batched decoder call.
+    """A function: (images [n,...], seeds [n,2], first, num) -> log p(x|z_k), log w_k
+    and the ELBO's KL term for samples k = first .. first+num-1 of each image, each
+    [n, num], in one batched call of the export's log_weights signature.
 
-    Image i's K samples come from its own seed, so the figures do not depend on how
-    images and samples are split into calls.
+    Image i's samples come from its own seed, so the figures do not depend on how
+    the images are split into calls.
     """
+    if "log_weights" in run.signatures:
+        signature = run.signatures["log_weights"]
+
+        def log_weights(images, seeds, first, num):
+            out = signature(images=images, seeds=seeds, first=first, num=num)
+            return out["log_likelihood"], out["log_weight"], out["kl"]
+
+        return log_weights
+    return _legacy_log_weights(run, num_samples)
+
+
+def _legacy_log_weights(run, num_samples: int):
+    """_make_log_weights for an export made before the log_weights signature, from its
+    encode and log_likelihood signatures (a one-vector latent with prior N(0, I))."""
     import tensorflow as tf
 
     from vae_tf.losses import LOG_2PI
 
+    encode = run.signatures["encode"]
     log_likelihood = run.signatures["log_likelihood"]
     latent = run.latent_dim
 
     @tf.function(input_signature=[
         tf.TensorSpec([None, *run.image_shape], tf.float32),
-        tf.TensorSpec([None, latent], tf.float32), tf.TensorSpec([None, latent], tf.float32),
         tf.TensorSpec([None, 2], tf.int64), tf.TensorSpec([], tf.int32),
         tf.TensorSpec([], tf.int32)])
-    def log_weights(images, mean, logvar, seeds, first, num):
+    def log_weights(images, seeds, first, num):
+        posterior = encode(images=images)
+        mean, logvar = posterior["mean"], posterior["logvar"]
         n = tf.shape(mean)[0]
         eps = tf.map_fn(
             lambda s: tf.random.stateless_normal([num_samples, latent], s)[first:first + num],
@@ -70,14 +87,17 @@ def _make_log_weights(run, num_samples: int):
         ll = tf.reshape(ll, [n, num])
         log_prior = -0.5 * tf.reduce_sum(tf.square(z) + LOG_2PI, axis=-1)
         log_q = -0.5 * tf.reduce_sum(tf.square(eps) + LOG_2PI + logvar[:, None], axis=-1)
-        return ll, ll + log_prior - log_q
+        kl = 0.5 * tf.reduce_sum(tf.exp(logvar) + tf.square(mean) - 1.0 - logvar, axis=-1)
+        return ll, ll + log_prior - log_q, tf.repeat(kl[:, None], num, axis=1)
 
     return log_weights
 
 
-def importance_bounds(run, images, mean, logvar, num_samples: int, seed: int = 0,
+def importance_bounds(run, images, num_samples: int, seed: int = 0,
                       decoder_batch_size: int = 10000):
-    """Per-image E_q[-log p(x|z)] and NLL_IWAE(K), each [N] in nats.
+    """Per-image E_q[-log p(x|z)], the ELBO's KL term (its average over the K samples
+    for a hierarchy, whose KL depends on the sampled groups) and NLL_IWAE(K), each [N]
+    in nats.
 
     Images go in groups sized so that one decoder call sees about `decoder_batch_size`
     (image, sample) pairs; when K alone exceeds it, the samples are split into
@@ -87,26 +107,28 @@ def importance_bounds(run, images, mean, logvar, num_samples: int, seed: int = 0
     log_weights = _make_log_weights(run, num_samples)
     per_call = min(num_samples, decoder_batch_size)
     group = max(1, decoder_batch_size // num_samples)
-    rec, nll = [], []
+    rec, kl, nll = [], [], []
     # A progress bar with the time left: K=1000 on 10,000 images takes minutes.
     bar = tqdm(total=len(images), desc=f"IWAE K={num_samples}", unit="img",
                mininterval=2.0)
     for start in range(0, len(images), group):
-        x, m, lv = (a[start:start + group] for a in (images, mean, logvar))
+        x = images[start:start + group]
         seeds = np.stack([np.full(len(x), seed), np.arange(start, start + len(x))], axis=1)
-        lls, lws = [], []
+        lls, lws, kls = [], [], []
         for first in range(0, num_samples, per_call):
-            ll, lw = log_weights(x, m, lv, seeds, np.int32(first),
-                                 np.int32(min(per_call, num_samples - first)))
+            ll, lw, k = log_weights(x, seeds, np.int32(first),
+                                    np.int32(min(per_call, num_samples - first)))
             lls.append(ll.numpy())
             lws.append(lw.numpy())
+            kls.append(k.numpy())
         rec.append(-np.concatenate(lls, axis=1).astype(np.float64).mean(axis=1))
+        kl.append(np.concatenate(kls, axis=1).astype(np.float64).mean(axis=1))
         nll.append(-_log_mean_exp(np.concatenate(lws, axis=1)))
         bar.update(len(x))
         bar.set_postfix_str(f"NLL_IWAE so far {np.concatenate(nll).mean():.2f} nats",
                             refresh=False)
     bar.close()
-    return np.concatenate(rec), np.concatenate(nll)
+    return np.concatenate(rec), np.concatenate(kl), np.concatenate(nll)
 
 
 def evaluate(run, num_samples: int = 100, num_images: int = 0, seed: int = 0,
@@ -114,7 +136,7 @@ def evaluate(run, num_samples: int = 100, num_images: int = 0, seed: int = 0,
     """The figures of eval.json for a `trained.TrainedRun` (see README, "Evaluation")."""
     start = time.perf_counter()
     images = run.test_images(num_images or None)
-    mean, logvar = run.encode(images)
+    mean, _ = run.encode(images)
     config = run.config
     from vae_tf import likelihoods
 
@@ -131,9 +153,7 @@ def evaluate(run, num_samples: int = 100, num_images: int = 0, seed: int = 0,
         ll = run.log_likelihood(images, mean).astype(np.float64)
         results["reconstruction"] = float(-ll.mean())
     else:
-        rec, nll = importance_bounds(run, images, mean, logvar, num_samples, seed,
-                                     decoder_batch_size)
-        kl = 0.5 * np.sum(np.exp(logvar) + mean ** 2 - 1.0 - logvar, axis=1, dtype=np.float64)
+        rec, kl, nll = importance_bounds(run, images, num_samples, seed, decoder_batch_size)
         results.update(num_importance_samples=num_samples, reconstruction=float(rec.mean()),
                        kl=float(kl.mean()), neg_elbo=float((rec + kl).mean()),
                        nll_iwae=float(nll.mean()))

@@ -9,6 +9,21 @@
                                                 sample codes as mean + scale_tril @ e,
                                                 e ~ N(0, T^2 I) (N(0, I) unless the run
                                                 has --sample_prior=fitted)
+  sample(num [], seed [] int64, temperature [T]) -> images [num,H,W,C]: decoder means of
+                                                `num` samples from the model's prior at
+                                                one temperature (T=1) or one per latent
+                                                group; the same images for a seed
+  log_weights(images, seeds [N,2] int64, first [], num [] int32)
+                                             -> log_likelihood, log_weight, kl [N, num]:
+                                                samples first..first+num-1 of q(z|x) per
+                                                image (image n's from its stateless seed
+                                                seeds[n]): log p(x|z_k), the importance
+                                                log-weight log p(x,z_k) - log q(z_k|x),
+                                                and the ELBO's KL term (nats)
+
+For --architecture=hierarchical, `latent` is the top group (flattened), `decode` sets
+the groups below it at their prior means, and `reconstruct` every group at its
+posterior mean; log_likelihood(images, z) is that of `decode(z)`'s distribution.
 
 `serving_default` is `reconstruct`, so the default endpoint never samples.
 """
@@ -43,6 +58,13 @@ def export_saved_model(model, path: str) -> str:
         mean, scale_tril = model.sampling_prior()
         return {"mean": mean, "scale_tril": scale_tril}
 
+    def sample(num, seed, temperature):
+        return {"images": model.sample_images(num, seed, temperature)}
+
+    def log_weights(images, seeds, first, num):
+        ll, log_weight, kl = model.importance_terms(images, seeds, first, num)
+        return {"log_likelihood": ll, "log_weight": log_weight, "kl": kl}
+
     archive = keras.export.ExportArchive()
     archive.track(model)
     # The first endpoint also becomes serving_default.
@@ -52,6 +74,14 @@ def export_saved_model(model, path: str) -> str:
     # What likelihood bounds (ELBO, IWAE) need from the decoder, whatever the density.
     archive.add_endpoint("log_likelihood", log_likelihood, input_signature=[image_spec, z_spec])
     archive.add_endpoint("sampling_prior", sampling_prior, input_signature=[])
+    scalar = lambda dtype, name: tf.TensorSpec([], dtype, name=name)
+    archive.add_endpoint("sample", sample, input_signature=[
+        scalar(tf.int32, "num"), scalar(tf.int64, "seed"),
+        tf.TensorSpec([None], tf.float32, name="temperature")])
+    # What likelihood bounds need, whatever the model family (evaluate reads this).
+    archive.add_endpoint("log_weights", log_weights, input_signature=[
+        image_spec, tf.TensorSpec([None, 2], tf.int64, name="seeds"),
+        scalar(tf.int32, "first"), scalar(tf.int32, "num")])
     verbosity = logging.get_verbosity()
     logging.set_verbosity(logging.WARNING)  # the SavedModel writer logs each function at INFO
     try:

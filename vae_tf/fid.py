@@ -80,13 +80,13 @@ def sample_quality(run, images: np.ndarray, network, seed: int = 0) -> dict:
     the reconstructions of `images`, against `images`, on `network`'s features (an
     `inception.Inception`)."""
     start = time.perf_counter()
-    codes = run.prior_codes(len(images), seed)
     features = {"test": [], "samples": [], "reconstructions": []}
     bar = tqdm(total=3 * len(images), desc="FID features", unit="img", mininterval=2.0)
     # In chunks: three sets of 10,000 images would hold gigabytes at once.
     for i in range(0, len(images), CHUNK):
         x = images[i:i + CHUNK]
-        for name, batch in (("test", x), ("samples", run.decode(codes[i:i + CHUNK])),
+        # Chunk i's samples from seed + i: any chunk's come without drawing the others.
+        for name, batch in (("test", x), ("samples", run.sample(len(x), seed + i)),
                             ("reconstructions", run.reconstruct(x))):
             features[name].append(network.features(batch))
             bar.update(len(x))

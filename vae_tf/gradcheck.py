@@ -34,7 +34,7 @@ import numpy as np
 from absl import flags
 
 from vae_tf import cli, tfenv
-from vae_tf.config import Config
+from vae_tf.config import ARCHITECTURES, Config
 from vae_tf.errors import UserError
 from vae_tf.flags import COMMAND_FLAGS
 
@@ -69,14 +69,16 @@ def float64_policy():
 def tiny_configs():
     """(name, Config) of the tiny networks the command checks: every registered
     likelihood on every registered architecture."""
-    from vae_tf import architectures, likelihoods
+    from vae_tf import likelihoods
 
     for recon_loss, likelihood in likelihoods.REGISTRY.items():
         learn_scale = LEARNED_SCALE.get(recon_loss, "shared") if likelihood.has_scale else "none"
-        for architecture in architectures.REGISTRY:
+        for architecture in ARCHITECTURES:
+            hierarchical = architecture == "hierarchical"
             yield f"{recon_loss}/{architecture}", Config(
                 dataset="synthetic", architecture=architecture, latent_dim=2,
-                conv_channels=(4, 4), kernel_size=3, dense_units=(6,),
+                conv_channels=(4,) if hierarchical else (4, 4), hierarchy="1x1,2x1,4x1",
+                kernel_size=3, dense_units=(6,), blocks_per_stage=1 if hierarchical else 2,
                 recon_loss=recon_loss, learn_scale=learn_scale, recon_scale=0.3,
                 num_mixtures=2, precision="float32",
                 # Smooth, so that no unit sits within a finite-difference step of a
@@ -84,17 +86,17 @@ def tiny_configs():
                 activation="swish")
 
 
-def tiny_inputs(config: Config, batch: int = 3, seed: int = 0):
+def tiny_inputs(model, batch: int = 3, seed: int = 0):
     """Images (quantized to the likelihood's values where it is discrete, gray
-    otherwise) and fixed noise eps, float64."""
+    otherwise) and fixed noise eps (one array per latent group), float64."""
     from vae_tf import likelihoods
 
     rng = np.random.default_rng(seed)
     images = rng.uniform(size=(batch, *IMAGE_SHAPE))
-    levels = likelihoods.REGISTRY[config.recon_loss].levels
+    levels = likelihoods.REGISTRY[model.config.recon_loss].levels
     if levels:  # the values the likelihood gives probabilities to
         images = np.round(images * (levels - 1)) / (levels - 1)
-    return images, rng.standard_normal((batch, config.latent_dim))
+    return images, [rng.standard_normal((batch, *shape)) for shape in model.noise_shapes()]
 
 
 def build_model(config: Config, seed: int = 0):
@@ -124,8 +126,8 @@ def jitter_weights(model, scale: float = 0.1, seed: int = 0) -> None:
 def _variable_names(model) -> dict:
     """id(variable) -> a unique readable name: 'encoder/conv0/kernel', ..."""
     names = {id(v): v.name for v in model.trainable_weights}
-    for part in ("encoder", "decoder"):
-        for v in getattr(model, part).trainable_weights:
+    for part in ("encoder", "decoder", "bottom_up", "top_down"):
+        for v in getattr(model, part, None).trainable_weights if hasattr(model, part) else []:
             names[id(v)] = f"{part}/{v.path}"
     return names
 
@@ -141,7 +143,7 @@ def check_gradients(model, images, eps, step: float = DEFAULT_STEP) -> dict:
     import tensorflow as tf
 
     images = tf.constant(images, model.variable_dtype)
-    eps = tf.constant(eps, model.variable_dtype)
+    eps = [tf.constant(e, model.variable_dtype) for e in eps]
 
     @tf.function
     def objective():
@@ -185,7 +187,7 @@ def run_checks(tolerance: float = DEFAULT_TOLERANCE, step: float = DEFAULT_STEP)
     rows = []
     for name, config in tiny_configs():
         model = build_model(config)
-        for variable, error in check_gradients(model, *tiny_inputs(config), step).items():
+        for variable, error in check_gradients(model, *tiny_inputs(model), step).items():
             rows.append((name, variable, error, error <= tolerance))
     return rows
 

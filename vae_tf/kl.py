@@ -119,9 +119,10 @@ class FreeBits:
         self.floor = floor
 
     def __call__(self, kl_per_dim, kl_weight, step):
+        floor = tf.cast(self.floor, kl_per_dim.dtype)  # a number, or one per part
         batch_mean = tf.reduce_mean(kl_per_dim, axis=0, keepdims=True)
-        kept = tf.where(batch_mean >= self.floor, kl_per_dim,
-                        tf.cast(self.floor, kl_per_dim.dtype))
+        kept = tf.where(batch_mean >= floor, kl_per_dim,
+                        tf.broadcast_to(floor, tf.shape(kl_per_dim)))
         return kl_weight * tf.reduce_sum(kept, axis=-1)
 
 
@@ -146,9 +147,15 @@ class Capacity:
         return kl_weight * direction * (kl - capacity)
 
 
-def penalty(config: Config):
-    """The KL penalty `config` asks for: free bits, a capacity target, or beta * KL."""
+def penalty(config: Config, part_sizes=None):
+    """The KL penalty `config` asks for: free bits, a capacity target, or beta * KL.
+
+    `part_sizes`: latent dimensions in each part of the KL when its parts are groups
+    (a hierarchy's), whose free-bits floor is then --free_bits times their size.
+    """
     if config.free_bits > 0:
+        if part_sizes is not None:
+            return FreeBits([config.free_bits * size for size in part_sizes])
         return FreeBits(config.free_bits)
     if config.kl_capacity > 0:
         return Capacity(capacity_schedule(config))

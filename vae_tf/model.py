@@ -21,7 +21,7 @@ from typing import Optional, Tuple
 import keras
 import tensorflow as tf
 
-from vae_tf import architectures, distribute, likelihoods, losses, rundir, tfenv
+from vae_tf import architectures, distribute, hierarchical, likelihoods, losses, rundir, tfenv
 from vae_tf import kl as kl_lib
 from vae_tf import optimizer as optimizer_lib
 from vae_tf.config import Config
@@ -48,9 +48,7 @@ class VAE(keras.Model):
         self.latent_dim = config.latent_dim
         self.kl_schedule, self.kl_penalty = kl_schedule, kl_penalty
         self.likelihood = likelihoods.build(config, self.image_shape)
-        self.encoder = architectures.build_encoder(config, self.image_shape)
-        self.decoder = architectures.build_decoder(
-            config, self.image_shape, self.likelihood.decoder_channels(self.image_shape[-1]))
+        self._build_networks(config, self.likelihood.decoder_channels(self.image_shape[-1]))
         # Training steps taken, which the KL schedule and penalty read. A weight, so
         # that checkpoints carry it and a resumed run continues its schedule; under
         # tf.distribute every replica adds 1 per step and the first one's sum is kept.
@@ -67,7 +65,7 @@ class VAE(keras.Model):
                                               trainable=False, name="prior_mean")
             self.prior_scale_tril = self.add_weight(shape=(d, d), initializer="identity",
                                                     trainable=False, name="prior_scale_tril")
-        names = ["loss", "reconstruction", "kl"]
+        names = ["loss", "reconstruction", "kl", *self._kl_parts_logged()]
         if self.likelihood.discrete:
             names.append("bits_per_dim")
         self.trackers = {name: keras.metrics.Mean(name=name) for name in names}
@@ -76,6 +74,14 @@ class VAE(keras.Model):
         self.skipped_updates = keras.metrics.Sum(name="skipped_updates")
         # Nats per image to bits per dimension (sub-pixels) of the 8-bit image.
         self.bits_per_nat = 1.0 / (math.prod(self.image_shape) * math.log(2.0))
+
+    def _build_networks(self, config: Config, output_channels: int):
+        self.encoder = architectures.build_encoder(config, self.image_shape)
+        self.decoder = architectures.build_decoder(config, self.image_shape, output_channels)
+
+    def _kl_parts_logged(self):
+        """Names of the metrics that log parts of the KL (a hierarchy's groups)."""
+        return []
 
     @property
     def metrics(self):
@@ -108,6 +114,37 @@ class VAE(keras.Model):
         return (tf.zeros([self.latent_dim], self.variable_dtype),
                 tf.eye(self.latent_dim, dtype=self.variable_dtype))
 
+    def sample_images(self, num, seed, temperature=1.0):
+        """The decoder's mean at `num` codes mean + temperature * scale_tril @ e of the
+        sampling prior, e ~ N(0, I) from the stateless seed (seed, 1): the same images
+        for a seed, here and in the export."""
+        mean, scale_tril = self.sampling_prior()
+        eps = stateless_draw(seed)([num, self.latent_dim])
+        t = tf.reshape(tf.cast(temperature, self.variable_dtype), [-1])[0]
+        return self.decode(mean + t * tf.matmul(tf.cast(eps, self.variable_dtype), scale_tril,
+                                                transpose_b=True))
+
+    def importance_terms(self, images, seeds, first, num):
+        """Samples first .. first+num-1 of q(z|x) for each image (image i's drawn
+        from the stateless seeds[i]): log p(x|z_k), the log importance weight
+        log w_k = log p(x|z_k) + log p(z_k) - log q(z_k|x) and the ELBO's KL term,
+        each [N, num] in nats."""
+        mean, logvar = self.encode(images)
+        repeat = lambda t: tf.repeat(t, num, axis=0)
+        mean, logvar, images = repeat(mean), repeat(logvar), repeat(images)
+        eps = tf.cast(per_image_draw(seeds, first, num)(tf.shape(mean)), self.variable_dtype)
+        z = mean + tf.exp(0.5 * logvar) * eps
+        ll = self.log_likelihood(images, z)
+        log_prior = -0.5 * tf.reduce_sum(tf.square(z) + losses.LOG_2PI, axis=-1)
+        log_q = -0.5 * tf.reduce_sum(tf.square(eps) + losses.LOG_2PI + logvar, axis=-1)
+        kl = tf.reduce_sum(losses.gaussian_kl_per_dim(mean, logvar), axis=-1)
+        return tuple(tf.reshape(t, [-1, num]) for t in (ll, ll + log_prior - log_q, kl))
+
+    def noise_shapes(self):
+        """Shapes, per image, of the standard-normal noise of one ELBO sample (the
+        `eps` of `elbo_terms`)."""
+        return [(self.latent_dim,)]
+
     def call(self, images, training=False):
         """Deterministic reconstruction: the decoder's mean at the mean of q(z|x)."""
         mean, _ = self.encode(images, training=training)
@@ -118,12 +155,15 @@ class VAE(keras.Model):
         """One reparameterized sample of the ELBO's terms: -log p(x|z) [batch] and
         the KL per latent dimension [batch, latent].
 
-        `eps` fixes the standard-normal noise (gradient checks, tests); by default it
-        is drawn from the model's seeded generator.
+        `eps` fixes the standard-normal noise (gradient checks, tests), [batch, latent]
+        or a list of it alone (as `noise_shapes` lists it); by default it is drawn from
+        the model's seeded generator.
         """
         mean, logvar = self.encode(images, training=training)
         if eps is None:
             eps = self.noise(tf.shape(mean))
+        elif isinstance(eps, (list, tuple)):
+            (eps,) = eps
         z = mean + tf.exp(0.5 * logvar) * eps
         rec = -self.log_likelihood(images, z, training=training)
         kl_per_dim = losses.gaussian_kl_per_dim(mean, logvar)
@@ -149,16 +189,17 @@ class VAE(keras.Model):
     def objective(self, images, training, eps=None):
         """The training objective, the batch mean of reconstruction + KL penalty at
         the current training step; also the per-example ELBO terms (reconstruction
-        and KL, [batch] each) and the KL weight used."""
+        [batch], and the KL in parts [batch, parts]: per latent dimension, or per
+        group of a hierarchy) and the KL weight used."""
         step = self.training_steps.value
         kl_weight = tf.cast(self.kl_schedule(step), self.variable_dtype)
-        rec, kl_per_dim = self.elbo_terms(images, training=training, eps=eps)
-        objective = tf.reduce_mean(rec + self.kl_penalty(kl_per_dim, kl_weight, step))
-        return objective, rec, tf.reduce_sum(kl_per_dim, axis=-1), kl_weight
+        rec, kl_parts = self.elbo_terms(images, training=training, eps=eps)
+        objective = tf.reduce_mean(rec + self.kl_penalty(kl_parts, kl_weight, step))
+        return objective, rec, kl_parts, kl_weight
 
     def train_step(self, data):
         with tf.GradientTape() as tape:
-            objective, rec, kl, kl_weight = self.objective(_images(data), training=True)
+            objective, rec, kl_parts, kl_weight = self.objective(_images(data), training=True)
             # fit() sums gradients over replicas; dividing by their number makes an
             # update under tf.distribute equal the single-device one.
             scaled = objective / tf.distribute.get_strategy().num_replicas_in_sync
@@ -181,8 +222,8 @@ class VAE(keras.Model):
             self._apply(grads)
         self.training_steps.assign_add(1)
         # The weight of this step, not an epoch mean: the epoch's log is its last step's.
-        return self._record(rec, kl, kl_weight=kl_weight, grad_norm=self.grad_norm.result(),
-                            **logs)
+        return self._record(rec, kl_parts, kl_weight=kl_weight,
+                            grad_norm=self.grad_norm.result(), **logs)
 
     def _apply(self, grads):
         self.optimizer.apply_gradients(zip(grads, self.trainable_weights))
@@ -226,13 +267,14 @@ class VAE(keras.Model):
 
     def test_step(self, data):
         # The ELBO alone: the KL weight and penalty belong to training.
-        rec, kl_per_dim = self.elbo_terms(_images(data), training=False)
-        return self._record(rec, tf.reduce_sum(kl_per_dim, axis=-1))
+        return self._record(*self.elbo_terms(_images(data), training=False))
 
-    def _record(self, rec, kl, **values):
+    def _record(self, rec, kl_parts, **values):
         """Logs the epoch means of the ELBO terms so far, and `values` as they are."""
+        kl = tf.reduce_sum(kl_parts, axis=-1)
         terms = {"loss": rec + kl, "reconstruction": rec, "kl": kl,
-                 "bits_per_dim": (rec + kl) * self.bits_per_nat}
+                 "bits_per_dim": (rec + kl) * self.bits_per_nat,
+                 **{name: kl_parts[:, i] for i, name in enumerate(self._kl_parts_logged())}}
         for name, tracker in self.trackers.items():
             tracker.update_state(terms[name])
         logs = {**{name: t.result() for name, t in self.trackers.items()}, **values}
@@ -243,6 +285,42 @@ class VAE(keras.Model):
             # replica holds the same value, and a [1]-shaped copy averages back to it.
             logs = {name: tf.reshape(value, [1]) for name, value in logs.items()}
         return logs
+
+
+def stateless_draw(seed):
+    """Noise for sampling: the i-th call draws N(0, 1) of its shape from the stateless
+    seed (seed, i), so one seed fixes the noise of every group, in Python and in the
+    export alike."""
+    calls = []
+
+    def draw(shape):
+        calls.append(shape)
+        return tf.random.stateless_normal(
+            shape, tf.stack([tf.cast(seed, tf.int64), tf.constant(len(calls), tf.int64)]))
+
+    return draw
+
+
+def per_image_draw(seeds, first, num):
+    """Noise for importance sampling, where each of N images is repeated `num` times
+    along the batch: the i-th call's draw for image n comes from the stateless seed
+    seeds[n] folded with i and `first`, so an image's samples do not depend on the
+    other images in its batch."""
+    calls = []
+
+    def draw(shape):
+        calls.append(shape)
+        part = len(calls)
+
+        def one_image(seed):
+            seed = tf.random.experimental.stateless_fold_in(seed, part)
+            seed = tf.random.experimental.stateless_fold_in(seed, tf.cast(first, tf.int64))
+            return tf.random.stateless_normal(tf.concat([[num], shape[1:]], 0), seed)
+
+        noise = tf.map_fn(one_image, seeds, fn_output_signature=tf.TensorSpec(None, tf.float32))
+        return tf.reshape(noise, shape)
+
+    return draw
 
 
 def _images(data):
@@ -267,6 +345,90 @@ class Autoencoder(VAE):
         return -self.log_likelihood(images, mean, training=training), tf.zeros_like(mean)
 
 
+class HierarchicalVAE(VAE):
+    """--architecture=hierarchical: groups of latent maps at several resolutions, each
+    group's prior and posterior conditioned on the groups above (vae_tf/hierarchical.py,
+    which also says what encode, decode and sampling mean for it).
+
+    The KL is logged in total and per group (kl_group0 is the top group).
+    """
+
+    def _build_networks(self, config: Config, output_channels: int):
+        self.hierarchy = hierarchical.Hierarchy(config, self.image_shape)
+        side = self.hierarchy.group_sides[0]
+        self.latent_dim = side * side * self.hierarchy.channels
+        self.bottom_up = hierarchical.build_bottom_up(config, self.image_shape, self.hierarchy)
+        self.top_down = hierarchical.TopDown(config, self.hierarchy, output_channels,
+                                             name="top_down")
+
+    def _kl_parts_logged(self):
+        return [f"kl_group{g}" for g in range(self.hierarchy.num_groups)]
+
+    def _features(self, images, training=False):
+        features = self.bottom_up(images, training=training)
+        return features if isinstance(features, (list, tuple)) else [features]
+
+    def encode(self, images, training=False):
+        """q(z_top | x), flattened to [N, latent]."""
+        features = self._features(images, training=training)
+        mean, logvar = self.top_down.top_posterior(tf.shape(images)[0], features[0])
+        return (tf.reshape(mean, [-1, self.latent_dim]),
+                tf.reshape(logvar, [-1, self.latent_dim]))
+
+    def decoder_output(self, z, training=False):
+        """The likelihood's parameters with the top group at z and the rest at their
+        prior means."""
+        return self.top_down.run(tf.shape(z)[0], top=z, training=training)[0]
+
+    def sample_images(self, num, seed, temperature=1.0):
+        """Every group from its prior at `temperature` (one value, or one per group),
+        the noise from the stateless seed; temperature 0 gives the prior means."""
+        temperatures = hierarchical.temperatures_for(temperature, self.hierarchy.num_groups)
+        params = self.top_down.run(num, draw=stateless_draw(seed), temperatures=temperatures)[0]
+        return self.likelihood.mean(params)
+
+    def call(self, images, training=False):
+        """Reconstruction: every group at its posterior mean."""
+        features = self._features(images, training=training)
+        params = self.top_down.run(tf.shape(images)[0], features=features, training=training)[0]
+        return self.likelihood.mean(params)
+
+    def noise_shapes(self):
+        c = self.hierarchy.channels
+        return [(side, side, c) for side in self.hierarchy.group_sides]
+
+    def _posterior_pass(self, images, draw, num=1, training=False):
+        """log p(x|z), the per-group KL [N*num, groups] and log p(z) - log q(z|x), at
+        z from the posterior with noise `draw`, each image repeated `num` times."""
+        features = self._features(images, training=training)
+        if not (isinstance(num, int) and num == 1):  # a tensor in the export
+            features = [tf.repeat(f, num, axis=0) for f in features]
+            images = tf.repeat(images, num, axis=0)
+        params, kl_groups, log_ratio = self.top_down.run(
+            tf.shape(images)[0], features=features, draw=draw, training=training)
+        return -self.likelihood.nll(images, params), kl_groups, log_ratio
+
+    def elbo_terms(self, images, training=False, eps=None):
+        """-log p(x|z) [batch] and the KL per group [batch, groups], each group's KL
+        analytic given the groups above it as sampled. `eps`: one noise tensor per
+        group (see noise_shapes)."""
+        draw = self.noise if eps is None else _sequence_draw(eps)
+        ll, kl_groups, _ = self._posterior_pass(images, draw, training=training)
+        return -ll, kl_groups
+
+    def importance_terms(self, images, seeds, first, num):
+        ll, kl_groups, log_ratio = self._posterior_pass(
+            images, per_image_draw(seeds, first, num), num)
+        kl = tf.reduce_sum(kl_groups, axis=-1)
+        return tuple(tf.reshape(t, [-1, num]) for t in (ll, ll + log_ratio, kl))
+
+
+def _sequence_draw(noises):
+    """A noise function that returns the given tensors in order (fixed noise)."""
+    remaining = list(noises)
+    return lambda shape: remaining.pop(0)
+
+
 def build_vae(config: Config, image_shape, total_steps: int = None) -> VAE:
     """A compiled, built VAE (built so that export, checkpoints and resume work);
     an `Autoencoder` for --model=ae.
@@ -275,9 +437,14 @@ def build_vae(config: Config, image_shape, total_steps: int = None) -> VAE:
     number of training steps, sets the cyclical schedule's period. Call it inside
     `strategy.scope()` to train under tf.distribute.
     """
-    model_class = Autoencoder if config.model == "ae" else VAE
+    if config.architecture == "hierarchical":
+        model_class = HierarchicalVAE
+        # Free bits per group: the floor per latent dimension times the group's size.
+        sizes = hierarchical.Hierarchy(config, image_shape).group_sizes()
+    else:
+        model_class, sizes = (Autoencoder if config.model == "ae" else VAE), None
     kl_parts = dict(kl_schedule=kl_lib.weight_schedule(config, total_steps),
-                    kl_penalty=kl_lib.penalty(config))
+                    kl_penalty=kl_lib.penalty(config, sizes))
     precision = tfenv.resolve_precision(config.precision)
     if precision == "float32":
         # Keras' default policy: leave the caller's in force (the gradient check

@@ -2,7 +2,7 @@
 
 Each function takes a `model` with numpy methods `encode(images) -> (mean, logvar)`,
 `decode(z) -> images`, `reconstruct(images) -> images` and
-`prior_codes(num, seed, temperature)`, and a `latent_dim`: a
+`sample(num, seed, temperature) -> images`, and a `latent_dim`: a
 `vae_tf.trained.TrainedRun` (the exported model, for the commands) or the training
 callbacks' view of the Keras model, so that training's grids and the commands'
 pictures are drawn by the same code.
@@ -15,10 +15,11 @@ from vae_tf import latent
 from vae_tf.errors import UserError
 
 
-def samples(model, num: int, temperature: float = 1.0, seed: int = 0) -> np.ndarray:
-    """Decoder means at `num` codes from the model's sampling prior at `temperature`
-    (N(0, temperature^2 I) unless fitted; the same codes for a seed)."""
-    return model.decode(model.prior_codes(num, seed, temperature))
+def samples(model, num: int, temperature=1.0, seed: int = 0) -> np.ndarray:
+    """Decoder means of `num` samples from the model's sampling prior at `temperature`
+    (N(0, temperature^2 I) unless fitted; a hierarchy's groups each from their prior,
+    at one temperature or one per group); the same images for a seed."""
+    return model.sample(num, seed, temperature)
 
 
 def reconstruction_pairs(model, images: np.ndarray) -> np.ndarray:

@@ -18,6 +18,7 @@ import io
 import json
 import math
 import os
+import re
 
 import numpy as np
 from absl import flags
@@ -36,6 +37,7 @@ FLAG_NAMES = ("run_dir", "compare", "output")
 CURVES = (("loss", "loss: negative ELBO (nats)"),
           ("reconstruction", "reconstruction: -log p(x|z) (nats)"),
           ("kl", "KL(q(z|x) || N(0, I)) (nats)"),
+          ("kl_groups", "KL per latent group, test split (nats; g0 = top)"),
           ("bits_per_dim", "negative ELBO in bits per dimension"),
           ("kl_weight", "KL weight (beta) at each epoch's last step"),
           ("active_units", "active units (test images)"),
@@ -90,8 +92,11 @@ def curves_png(runs: list) -> bytes:
     """The CURVES that the runs logged against training steps, one colour per run:
     solid for the training split, dashed for the test split."""
     logged = {key for run in runs for row in run.rows[:1] for key in row}
+    groups = sorted((k for k in logged if re.fullmatch(r"val_kl_group\d+", k)),
+                    key=lambda k: int(k[len("val_kl_group"):]))
     shown = [(key, title) for key, title in CURVES
-             if key == "loss" or key in logged or "val_" + key in logged]
+             if key == "loss" or key in logged or "val_" + key in logged
+             or (key == "kl_groups" and groups)]
     rows = math.ceil((len(shown) + 1) / 3)  # a last cell for the legend
     fig = Figure(figsize=(13, 3.75 * rows), dpi=90, layout="constrained")
     axes = fig.subplots(rows, 3).ravel()
@@ -105,6 +110,12 @@ def curves_png(runs: list) -> bytes:
                 if run.rows and prefix + key in run.rows[0]:
                     ax.plot(x, [r[prefix + key] for r in run.rows], style, color=color,
                             marker="o", markersize=3)
+        if "kl_groups" in panels and run.rows and groups[0] in run.rows[0]:
+            for g, key in enumerate(groups):
+                panels["kl_groups"].plot(x, [r[key] for r in run.rows], "--", color=color,
+                                         alpha=1.0 - 0.6 * g / len(groups))
+                panels["kl_groups"].annotate(f"g{g}", (x[-1], run.rows[-1][key]),
+                                             fontsize=7, color=color)
         config = run.config
         if config is not None and config.free_bits > 0:
             panels["kl"].axhline(config.free_bits * config.latent_dim, ls=":", color=color)

@@ -77,14 +77,17 @@ class TrainedRun:
         """The decoder's mean at codes z [N, latent]: images [N, H, W, C] in [0, 1]."""
         return self._batched("decode", z=z)["images"]
 
-    def prior_codes(self, num: int, seed: int = 0, temperature: float = 1.0) -> np.ndarray:
-        """Codes to sample from: see latent.prior_codes and the export's sampling_prior
-        (an export made before it existed samples from N(0, I))."""
-        if "sampling_prior" not in self.signatures:
-            return latent.prior_codes(num, self.latent_dim, seed, temperature)
-        prior = {k: v.numpy() for k, v in self.signatures["sampling_prior"]().items()}
-        return latent.prior_codes(num, self.latent_dim, seed, temperature,
-                                  prior["mean"], prior["scale_tril"])
+    def sample(self, num: int, seed: int = 0, temperature=1.0) -> np.ndarray:
+        """Decoder means of `num` samples of the export's `sample` signature, at one
+        temperature or one per latent group: images [num, H, W, C]."""
+        import tensorflow as tf
+
+        if "sample" not in self.signatures:  # an export made before it existed
+            return self.decode(latent.prior_codes(num, self.latent_dim, seed, temperature))
+        out = self.signatures["sample"](
+            num=tf.constant(num, tf.int32), seed=tf.constant(seed, tf.int64),
+            temperature=tf.constant(np.atleast_1d(temperature), tf.float32))
+        return out["images"].numpy()
 
     def reconstruct(self, images: np.ndarray) -> np.ndarray:
         return self._batched("reconstruct", images=images)["images"]

@@ -1,0 +1,199 @@
+"""--architecture=hierarchical: the per-group KL against numpy, sampling at a
+temperature, the importance bound against the model, and a run through the
+commands, whose export samples without vae_tf."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import run_module, tiny_config
+from vae_tf import evaluate, gradcheck, hierarchical, train
+from vae_tf.model import build_vae, load_vae
+from vae_tf.trained import TrainedRun
+
+
+def _config(**changes):
+    values = dict(architecture="hierarchical", conv_channels=(8,), latent_dim=2,
+                  hierarchy="1x1,7x1,14x1", blocks_per_stage=1, binarize="dynamic",
+                  precision="float32")
+    return tiny_config(**{**values, **changes})
+
+
+def _numpy(t):
+    return np.asarray(t, np.float64)
+
+
+def test_per_group_kl_of_a_two_group_model_matches_numpy():
+    config = _config(hierarchy="1x1,7x1")
+    model = build_vae(config, (28, 28, 1))
+    # Off the initial point, where every prior but the top one is N(0, I) by design.
+    gradcheck.jitter_weights(model, scale=0.05)
+    rng = np.random.default_rng(0)
+    x = (rng.uniform(size=(5, 28, 28, 1)) > 0.5).astype(np.float32)
+    eps = [rng.standard_normal((5, *shape)).astype(np.float32) for shape in model.noise_shapes()]
+    assert [e.shape[1:] for e in eps] == [(1, 1, 2), (7, 7, 2)]
+    rec, kl_groups = model.elbo_terms(tf.constant(x), eps=[tf.constant(e) for e in eps])
+
+    # The two groups by hand from the model's own networks, the KLs in numpy.
+    top_features, features = model._features(tf.constant(x))
+    top, second = model.top_down.groups
+    h = tf.zeros([5, 1, 1, 8])
+    q_mean, q_logvar = map(_numpy, top.posterior(h, top_features, tf.float32))
+    kl_top = 0.5 * np.sum(np.exp(q_logvar) + q_mean ** 2 - 1.0 - q_logvar, axis=(1, 2, 3))
+    z = q_mean + np.exp(0.5 * q_logvar) * eps[0]
+    h = tf.image.resize(top.merge(h, tf.constant(z, tf.float32)), [7, 7], method="nearest")
+    p_mean, p_logvar, h = second.prior(h, tf.float32)
+    q_mean, q_logvar = map(_numpy, second.posterior(h, features, tf.float32))
+    p_mean, p_logvar = _numpy(p_mean), _numpy(p_logvar)
+    kl_second = 0.5 * np.sum(p_logvar - q_logvar - 1.0 + (np.exp(q_logvar) + (q_mean - p_mean) ** 2)
+                             / np.exp(p_logvar), axis=(1, 2, 3))
+    assert np.abs(p_mean).max() > 1e-3 and np.abs(p_logvar).max() > 1e-3  # a learned prior
+    np.testing.assert_allclose(kl_groups.numpy(), np.stack([kl_top, kl_second], 1), rtol=1e-4)
+
+    # Logged per group and in total.
+    logs = model.test_on_batch(x, return_dict=True)
+    assert {"kl_group0", "kl_group1"} <= set(logs)
+    np.testing.assert_allclose(logs["kl_group0"] + logs["kl_group1"], logs["kl"], rtol=1e-5)
+
+
+def test_free_bits_apply_per_group_scaled_by_its_size():
+    config = _config(hierarchy="1x1,7x1", free_bits=0.5)
+    model = build_vae(config, (28, 28, 1))
+    kl_groups = tf.constant([[0.1, 30.0], [0.3, 20.0]])  # group sizes 2 and 98: floors 1, 49
+    penalty = model.kl_penalty(kl_groups, tf.constant(1.0), 0).numpy()
+    np.testing.assert_allclose(penalty, [1.0 + 49.0, 1.0 + 49.0])
+    penalty = model.kl_penalty(tf.constant([[0.1, 60.0], [0.3, 50.0]]), tf.constant(1.0), 0)
+    np.testing.assert_allclose(penalty.numpy(), [1.0 + 60.0, 1.0 + 50.0])
+
+
+def test_configuration_errors_are_one_line():
+    with pytest.raises(ValueError, match="one width"):
+        _config(conv_channels=(8, 16))
+    with pytest.raises(ValueError, match="RESOLUTIONxGROUPS"):
+        _config(hierarchy="1x1,7")
+    with pytest.raises(ValueError, match="grow strictly"):
+        _config(hierarchy="7x1,1x1")
+    with pytest.raises(ValueError, match="--model=ae"):
+        _config(model="ae")
+    with pytest.raises(ValueError, match="sample_prior=fitted"):
+        _config(sample_prior="fitted")
+    from vae_tf.errors import UserError
+    with pytest.raises(UserError, match="not reached from the 28x28 images"):
+        build_vae(_config(hierarchy="1x1,5x1"), (28, 28, 1))
+
+
+@pytest.fixture(scope="module")
+def hierarchical_run(tmp_path_factory):
+    config = _config(output_dir=str(tmp_path_factory.mktemp("runs")), run_name="hier",
+                     epochs=2, steps_per_epoch=20, kl_warmup_steps=10)
+    return config, train.run(config)["run_dir"]
+
+
+def test_the_run_logs_each_groups_kl_and_draws_its_pictures(hierarchical_run):
+    config, run_dir = hierarchical_run
+    header = open(os.path.join(run_dir, "metrics.csv")).readline().strip().split(",")
+    assert {f"{p}kl_group{g}" for p in ("", "val_") for g in range(3)} <= set(header)
+    for kind in ("recon", "samples", "traversal"):
+        assert os.path.exists(os.path.join(run_dir, "images", f"{kind}_epoch_0002.png"))
+
+
+def test_sampling_at_temperature_zero_is_deterministic(hierarchical_run):
+    _, run_dir = hierarchical_run
+    model = load_vae(run_dir)
+    a, b = (model.sample_images(4, seed, 0.0).numpy() for seed in (1, 2))
+    np.testing.assert_array_equal(a, b)  # no noise reaches the images
+    np.testing.assert_allclose(a, np.broadcast_to(a[:1], a.shape), atol=1e-6)
+    one, again, other = (model.sample_images(4, s, 1.0).numpy() for s in (1, 1, 2))
+    np.testing.assert_array_equal(one, again)
+    assert np.abs(one - other).max() > 1e-3
+    # One temperature per group: the top group alone at 1 differs from all at 0.
+    top_only = model.sample_images(4, 1, [1.0, 0.0, 0.0]).numpy()
+    assert np.abs(top_only - a).max() > 1e-4
+    with pytest.raises(Exception, match="one per group"):
+        hierarchical.temperatures_for([1.0, 0.5], 3)
+
+
+def test_iwae_with_one_sample_is_the_elbo_estimate_of_the_same_noise(hierarchical_run):
+    _, run_dir = hierarchical_run
+    run = TrainedRun(run_dir)
+    images = run.test_images(16)
+    rec, kl, nll = evaluate.importance_bounds(run, images, num_samples=1, seed=5)
+
+    # The same noise, drawn here from the export's documented seeds: image n's group g
+    # from the stateless seed (5, n) folded with g + 1, then with the first sample (0).
+    model = load_vae(run_dir)
+    eps = []
+    for g, shape in enumerate(model.noise_shapes()):
+        draws = []
+        for n in range(len(images)):
+            seed = tf.random.experimental.stateless_fold_in(tf.constant([5, n], tf.int64), g + 1)
+            seed = tf.random.experimental.stateless_fold_in(seed, tf.constant(0, tf.int64))
+            draws.append(tf.random.stateless_normal([1, *shape], seed))
+        eps.append(tf.concat(draws, 0))
+    model_rec, model_kl = model.elbo_terms(tf.constant(images), eps=eps)
+    np.testing.assert_allclose(rec, model_rec.numpy(), rtol=1e-4)
+    np.testing.assert_allclose(kl, model_kl.numpy().sum(-1), rtol=1e-4)
+    # K = 1: -log w = -log p(x|z) + log q(z|x) - log p(z) at that z, whose mean over
+    # images is the ELBO's (the analytic KL) up to sampling noise.
+    seeds = np.stack([np.full(16, 5), np.arange(16)], 1)
+    _, log_weight, _ = model.importance_terms(tf.constant(images), tf.constant(seeds), 0, 1)
+    np.testing.assert_allclose(nll, -log_weight.numpy()[:, 0], rtol=1e-4)
+    gap = nll - (rec + kl)
+    assert abs(gap.mean()) < 4 * gap.std() / np.sqrt(len(gap)) + 1e-3
+
+
+def test_evaluate_reports_the_bounds_over_all_groups(hierarchical_run):
+    _, run_dir = hierarchical_run
+    result = run_module("vae_tf.evaluate", f"--run_dir={run_dir}", "--num_images=40",
+                        "--num_importance_samples=8")
+    assert result.returncode == 0, result.stderr[-3000:]
+    values = json.loads(open(os.path.join(run_dir, "eval.json")).read())
+    # IWAE's bound is tighter than the ELBO on average, both in nats of binary images.
+    assert 0 < values["nll_iwae"] <= values["neg_elbo"] + 1.0
+    assert values["neg_elbo"] == pytest.approx(values["reconstruction"] + values["kl"])
+    assert values["nll_iwae_bits_per_dim"] == pytest.approx(
+        values["nll_iwae"] / (784 * np.log(2)))
+    for command, args in (("sample", ["--num=9", "--temperature=0.6"]),
+                          ("traverse", ["--index=1", "--steps=3"])):
+        result = run_module(f"vae_tf.{command}", f"--run_dir={run_dir}", *args)
+        assert result.returncode == 0, result.stderr[-3000:]
+    samples = np.load(os.path.join(run_dir, "pictures", "samples_t0.6_seed0.npy"))
+    assert samples.shape == (9, 28, 28, 1)
+
+
+_SAMPLER = textwrap.dedent("""
+    import sys
+    sys.modules["vae_tf"] = None  # any import of the project now fails
+    import numpy as np
+    import tensorflow as tf
+    model = tf.saved_model.load(sys.argv[1])
+    sample = model.signatures["sample"]
+    draw = lambda seed, t: sample(num=tf.constant(6), seed=tf.constant(seed, tf.int64),
+                                  temperature=tf.constant(t, tf.float32))["images"].numpy()
+    np.savez(sys.argv[2], a=draw(3, [0.7]), again=draw(3, [0.7]), other=draw(4, [0.7]),
+             groups=draw(3, [1.0, 0.5, 0.0]))
+""")
+
+
+def test_the_export_samples_without_vae_tf_as_the_model_does(hierarchical_run, tmp_path):
+    _, run_dir = hierarchical_run
+    script = tmp_path / "sample.py"
+    script.write_text(_SAMPLER)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run([sys.executable, str(script), os.path.join(run_dir, "saved_model"),
+                           str(tmp_path / "out.npz")], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = np.load(tmp_path / "out.npz")
+    model = load_vae(run_dir)
+    np.testing.assert_array_equal(out["a"], out["again"])
+    assert np.abs(out["a"] - out["other"]).max() > 1e-3
+    np.testing.assert_allclose(out["a"], model.sample_images(6, 3, 0.7).numpy(), atol=1e-5)
+    np.testing.assert_allclose(out["groups"], model.sample_images(6, 3, [1.0, 0.5, 0.0]).numpy(),
+                               atol=1e-5)
