@@ -2,6 +2,7 @@
 before TensorFlow initialises.
 
 Splits the CPU into two logical devices and prints, as JSON, how one SGD update
+of the architecture named by the first argument (default conv)
 under MirroredStrategy compares with the single-device update on the same batch
 (the latent noise fixed so that both see the same z), and what the latent noise
 looks like on each replica, and how many steps the model counted.
@@ -45,8 +46,11 @@ def one_update(model, images):
     return [a - b for a, b in zip(after, before)], history.history["loss"][0]
 
 
-def main():
+def main(architecture="conv"):
     config = Config(dataset="synthetic", latent_dim=4, conv_channels=(4, 8), batch_size=BATCH)
+    if architecture == "hierarchical":
+        config = config.replace(architecture=architecture, conv_channels=(4,),
+                                hierarchy="1x1,4x1,8x1", blocks_per_stage=1)
     keras.utils.set_random_seed(0)
     images = tf.constant(np.random.default_rng(0).random((BATCH, *SHAPE), dtype=np.float32))
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
@@ -82,4 +86,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    main(*sys.argv[1:])

@@ -11,13 +11,16 @@ import sys
 import time
 
 import numpy as np
+import pytest
 
 from conftest import REPO
-from vae_tf import rundir, train
+from vae_tf import rundir
 
 
-def test_mirrored_update_equals_the_single_device_update():
-    result = subprocess.run([sys.executable, os.path.join(REPO, "tests", "mirrored_check.py")],
+@pytest.mark.parametrize("architecture", ["conv", "hierarchical"])
+def test_mirrored_update_equals_the_single_device_update(architecture):
+    result = subprocess.run([sys.executable, os.path.join(REPO, "tests", "mirrored_check.py"),
+                             architecture],
                             capture_output=True, text=True, timeout=300,
                             env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
     assert result.returncode == 0, result.stderr[-3000:]

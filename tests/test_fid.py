@@ -12,7 +12,7 @@ import pytest
 from scipy import linalg
 
 from conftest import error_line, run_module
-from vae_tf import fid, inception, latent
+from vae_tf import fid, inception
 from vae_tf.datasets.base import network_available
 
 

@@ -302,10 +302,12 @@ def stateless_draw(seed):
 
 
 def per_image_draw(seeds, first, num):
-    """Noise for importance sampling, where each of N images is repeated `num` times
-    along the batch: the i-th call's draw for image n comes from the stateless seed
-    seeds[n] folded with i and `first`, so an image's samples do not depend on the
-    other images in its batch."""
+    """Noise for samples first .. first+num-1 of importance sampling, where each of N
+    images is repeated `num` times along the batch: the i-th call's draw for image n
+    is rows first .. first+num-1 of one sequence from the stateless seed seeds[n]
+    folded with i. An image's samples are thus the same whatever the other images in
+    its batch and however its samples are split into calls (a stateless draw of M
+    rows begins with the draw of fewer)."""
     calls = []
 
     def draw(shape):
@@ -314,8 +316,8 @@ def per_image_draw(seeds, first, num):
 
         def one_image(seed):
             seed = tf.random.experimental.stateless_fold_in(seed, part)
-            seed = tf.random.experimental.stateless_fold_in(seed, tf.cast(first, tf.int64))
-            return tf.random.stateless_normal(tf.concat([[num], shape[1:]], 0), seed)
+            rows = tf.random.stateless_normal(tf.concat([[first + num], shape[1:]], 0), seed)
+            return rows[first:]
 
         noise = tf.map_fn(one_image, seeds, fn_output_signature=tf.TensorSpec(None, tf.float32))
         return tf.reshape(noise, shape)
