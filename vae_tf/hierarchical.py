@@ -62,10 +62,18 @@ def check_hierarchy(levels, image_shape) -> None:
 
 
 def _resize(h, side: int):
-    """Nearest-neighbour resize of a feature map to side x side (up: each cell repeated)."""
-    if h.shape[1] == side:
+    """Upsamples a feature map to side x side: each cell repeated ceil(side / its side)
+    times along both axes, the excess cut from the bottom and right (the halvings
+    rounded up). Broadcasting, not tf.image.resize, whose gradient XLA lacks."""
+    current = h.shape[1]
+    if current == side:
         return h
-    return tf.cast(tf.image.resize(h, [side, side], method="nearest"), h.dtype)
+    factor = -(-side // current)
+    shape = tf.shape(h)
+    tiled = tf.broadcast_to(h[:, :, None, :, None, :],
+                            [shape[0], current, factor, current, factor, shape[3]])
+    return tf.reshape(tiled, [shape[0], current * factor, current * factor,
+                              shape[3]])[:, :side, :side, :]
 
 
 class _Bottleneck(layers.Layer):
@@ -155,6 +163,13 @@ class Hierarchy:
         self.resolutions = [r for r, _ in levels]
         self.group_sides = [r for r, groups in levels for _ in range(groups)]
         self.channels = config.latent_dim
+        chain = halvings(self.image_side)
+        # Sides with residual blocks: the bottom-up path's, from half the image's
+        # side down to the top group's; after the last group, the top-down path's
+        # on the way up to the image (the image's own side only gets the output
+        # convolution: blocks there cost 4x the ones at half of it).
+        self.bottom_up_sides = chain[1:chain.index(self.resolutions[0]) + 1]
+        self.output_sides = chain[1:chain.index(self.resolutions[-1])][::-1]
 
     @property
     def num_groups(self) -> int:
@@ -168,21 +183,16 @@ class Hierarchy:
 def build_bottom_up(config: Config, image_shape, hierarchy: Hierarchy) -> keras.Model:
     """images -> the features at each resolution of the hierarchy (top first)."""
     width = config.conv_channels[0]
-    blocks = config.blocks_per_stage * len(hierarchy.resolutions)
-    scale = 1.0 / math.sqrt(blocks)
+    scale = 1.0 / math.sqrt(max(1, config.blocks_per_stage * len(hierarchy.bottom_up_sides)))
     images = keras.Input(image_shape, name="images")
     h = layers.Conv2D(width, 3, padding="same", name="stem")(images)
-    features = {}
-    for side in halvings(hierarchy.image_side):
-        if h.shape[1] != side:
-            h = layers.AveragePooling2D(2, padding="same")(h)
-        if side in hierarchy.resolutions:
-            for b in range(config.blocks_per_stage):
-                h = ResidualBlock(width, config.activation, config.normalization, scale,
-                                  name=f"up{side}_block{b}")(h)
-            features[side] = h
-        if side == hierarchy.resolutions[0]:
-            break
+    features = {hierarchy.image_side: h}  # for groups at the image's own side
+    for side in hierarchy.bottom_up_sides:
+        h = layers.AveragePooling2D(2, padding="same")(h)
+        for b in range(config.blocks_per_stage):
+            h = ResidualBlock(width, config.activation, config.normalization, scale,
+                              name=f"up{side}_block{b}")(h)
+        features[side] = h
     return keras.Model(images, [features[r] for r in hierarchy.resolutions], name="bottom_up")
 
 
@@ -197,6 +207,10 @@ class TopDown(layers.Layer):
         self.groups = [LatentGroup(self.width, hierarchy.channels, config.activation,
                                    config.normalization, scale, top=(g == 0), name=f"group{g}")
                        for g in range(hierarchy.num_groups)]
+        self.upsampling_blocks = [
+            [ResidualBlock(self.width, config.activation, config.normalization,
+                           1.0 / math.sqrt(config.blocks_per_stage), name=f"out{side}_block{b}")
+             for b in range(config.blocks_per_stage)] for side in hierarchy.output_sides]
         self.act = layers.Activation(config.activation)
         self.out = layers.Conv2D(output_channels, 3, padding="same", name="output")
         self.built = True  # used through `run`; its layers build on their first use
@@ -235,6 +249,10 @@ class TopDown(layers.Layer):
             else:
                 z = p_mean
             h = group.merge(h, z, training=training)
+        for side, blocks in zip(self.hierarchy.output_sides, self.upsampling_blocks):
+            h = _resize(h, side)
+            for block in blocks:
+                h = block(h, training=training)
         h = _resize(self.act(h), self.hierarchy.image_side)
         params = tf.cast(self.out(h), stats_dtype)
         if features is None:
