@@ -29,7 +29,8 @@ def test_registries_name_what_config_accepts():
     assert tuple(likelihoods.REGISTRY) == RECON_LOSSES
     # Config's TF-free list of the likelihoods that --learn_scale applies to.
     assert SCALED_LOSSES == tuple(n for n, c in likelihoods.REGISTRY.items() if c.has_scale)
-    assert tuple(architectures.REGISTRY) == ARCHITECTURES
+    # Every encoder/decoder family, and the hierarchical model (a model of its own).
+    assert (*architectures.REGISTRY, "hierarchical") == ARCHITECTURES
 
 
 def test_bernoulli_reads_logits_and_owns_no_weight():
@@ -122,14 +123,20 @@ class _TwoPerChannel(likelihoods.Gaussian):
 @pytest.mark.parametrize("architecture", ARCHITECTURES)
 @pytest.mark.parametrize("channels", [1, 3])
 def test_the_decoder_is_as_wide_as_the_likelihood_asks(monkeypatch, architecture, channels):
-    shape = (12, 8, channels)
+    shape, settings = (12, 8, channels), dict(architecture=architecture)
+    if architecture == "hierarchical":  # square images, one width
+        shape = (8, 8, channels)
+        settings.update(conv_channels=(8,), hierarchy="1x1,2x1,4x1")
+
+    def output_shape(model):
+        return tuple(model.decoder_output(tf.zeros((2, model.latent_dim))).shape[1:])
+
     for name in RECON_LOSSES:
-        model = build_vae(tiny_config(recon_loss=name, architecture=architecture), shape)
-        assert model.decoder.output.shape[1:] == (
-            *shape[:2], model.likelihood.decoder_channels(channels))
+        model = build_vae(tiny_config(recon_loss=name, **settings), shape)
+        assert output_shape(model) == (*shape[:2], model.likelihood.decoder_channels(channels))
     monkeypatch.setitem(likelihoods.REGISTRY, "gaussian", _TwoPerChannel)
-    model = build_vae(tiny_config(recon_loss="gaussian", architecture=architecture), shape)
-    assert model.decoder.output.shape[1:] == (*shape[:2], 2 * channels)
+    model = build_vae(tiny_config(recon_loss="gaussian", **settings), shape)
+    assert output_shape(model) == (*shape[:2], 2 * channels)
     images = tf.random.stateless_uniform((2, *shape), seed=(0, 1))
     assert model(images).shape == images.shape
     assert model.log_likelihood(images, tf.zeros((2, model.latent_dim))).shape == (2,)

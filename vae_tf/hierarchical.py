@@ -226,6 +226,8 @@ class TopDown(layers.Layer):
         `top` [N, latent] and the others at their means.
         """
         stats_dtype = self.variable_dtype
+        if draw is not None:
+            noise_of, draw = draw, lambda shape: tf.cast(noise_of(shape), stats_dtype)
         sides = self.hierarchy.group_sides
         h = tf.zeros([batch, sides[0], sides[0], self.width], self.compute_dtype)
         features_at = dict(zip(self.hierarchy.resolutions, features or []))
