@@ -131,6 +131,9 @@ def _variable_names(model) -> dict:
     for part in ("encoder", "decoder", "bottom_up", "top_down"):
         for v in getattr(model, part, None).trainable_weights if hasattr(model, part) else []:
             names[id(v)] = f"{part}/{v.path}"
+    if len(set(names.values())) < len(names):
+        # One name for two variables would check only one of them.
+        raise ValueError(f"{type(model).__name__} has variables sharing a path.")
     return names
 
 

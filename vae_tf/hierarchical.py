@@ -9,14 +9,15 @@ and, group by group, draws a latent map z_g and folds it into its state h:
     q(z_g | x, z_<g) = N(posterior(h, bottom-up features at z_g's resolution))
     h <- residual block(h + prior's feature output + 1x1 conv(z_g))
 
-and after the last group the output convolution turns h into the likelihood's
-parameters. Prior and posterior are conditioned on every group above through h,
+and after the last group residual blocks at each doubling of the side (up to half
+the image's) and an output convolution turn h into the likelihood's parameters. Prior and posterior are conditioned on every group above through h,
 as in Sonderby et al. 2016, Vahdat & Kautz 2020 and Child 2021; the ELBO's KL is
 the sum over groups of KL(q(z_g|x, z_<g) || p(z_g|z_<g)) at the sampled z_<g.
 
---hierarchy lists resolutions and their groups from the top, e.g. "1x1,7x2,14x2":
-one group at 1x1, two at 7x7, two at 14x14 (each resolution must be reached from
-the image size by halving, rounded up). Every group's map has --latent_dim
+--hierarchy lists resolutions and their groups from the top, e.g. "1x1,4x2,7x4":
+one group at 1x1, two at 4x4, four at 7x7 (each resolution must be reached from
+the image size by halving, rounded up). The bottom-up path has --blocks_per_stage
+residual blocks at each halving of the side down to the top group's. Every group's map has --latent_dim
 channels, every network --conv_channels (one value) channels.
 
 What the flat VAE's interface means here (and so in the export):
@@ -27,6 +28,7 @@ What the flat VAE's interface means here (and so in the export):
   sample       every group drawn from its prior at a temperature (one, or one per group)
 """
 
+import functools
 import math
 from typing import List
 
@@ -93,6 +95,17 @@ class _Bottleneck(layers.Layer):
         return self.out(self.act(self.conv(self.act(h))))
 
 
+def _scoped(method):
+    """Runs a layer's method in the layer's name scope, as Keras' __call__ does, so
+    that the sublayers it builds on first use get paths under the layer's name
+    (group0/prior/..., not one path shared by every group)."""
+    @functools.wraps(method)
+    def in_scope(self, *args, **kwargs):
+        with keras.name_scope(self.name, caller=self):
+            return method(self, *args, **kwargs)
+    return in_scope
+
+
 class LatentGroup(layers.Layer):
     """One group of latent variables of the top-down path: its prior and posterior
     networks, the projection of z into h and the residual block after it."""
@@ -115,6 +128,7 @@ class LatentGroup(layers.Layer):
         # their first use.
         self.built = True
 
+    @_scoped
     def prior(self, h, stats_dtype):
         """(mean, logvar) of p(z_g | z_<g) in `stats_dtype`, and h with the prior's
         features added."""
@@ -127,11 +141,13 @@ class LatentGroup(layers.Layer):
         mean, logvar = tf.split(stats, 2, axis=-1)
         return mean, _clip(logvar), h + out[..., 2 * self.channels:]
 
+    @_scoped
     def posterior(self, h, features, stats_dtype):
         out = tf.cast(self.posterior_net(tf.concat([h, features], axis=-1)), stats_dtype)
         mean, logvar = tf.split(out, 2, axis=-1)
         return mean, _clip(logvar)
 
+    @_scoped
     def merge(self, h, z, training=False):
         return self.block(h + self.project(tf.cast(z, h.dtype)), training=training)
 
@@ -215,6 +231,7 @@ class TopDown(layers.Layer):
         self.out = layers.Conv2D(output_channels, 3, padding="same", name="output")
         self.built = True  # used through `run`; its layers build on their first use
 
+    @_scoped
     def run(self, batch, features=None, draw=None, temperatures=None, top=None,
             training=False):
         """Runs the groups top first. Returns (the likelihood's parameters, the
@@ -261,6 +278,7 @@ class TopDown(layers.Layer):
             return params, None, None
         return params, tf.stack(kls, axis=-1), log_ratio
 
+    @_scoped
     def top_posterior(self, batch, top_features):
         """(mean, logvar) of q(z_top | x), [N, side, side, channels]."""
         side = self.hierarchy.group_sides[0]
