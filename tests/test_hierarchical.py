@@ -164,6 +164,18 @@ def test_evaluate_reports_the_bounds_over_all_groups(hierarchical_run):
         assert result.returncode == 0, result.stderr[-3000:]
     samples = np.load(os.path.join(run_dir, "pictures", "samples_t0.6_seed0.npy"))
     assert samples.shape == (9, 28, 28, 1)
+    # One temperature per group, top first: the export's draw for the same seed.
+    result = run_module("vae_tf.sample", f"--run_dir={run_dir}", "--num=9",
+                        "--group_temperatures=1,0.5,0")
+    assert result.returncode == 0, result.stderr[-3000:]
+    per_group = np.load(os.path.join(run_dir, "pictures", "samples_t1-0.5-0_seed0.npy"))
+    run = TrainedRun(run_dir)
+    np.testing.assert_allclose(per_group, run.sample(9, 0, [1.0, 0.5, 0.0]), atol=1e-6)
+    assert np.abs(per_group - run.sample(9, 0, 1.0)).max() > 1e-3
+    result = run_module("vae_tf.sample", f"--run_dir={run_dir}", "--group_temperatures=1,0.5")
+    assert result.returncode != 0
+    assert "give 3 temperatures >= 0, one per group of --hierarchy=1x1,7x1,14x1, not 2" \
+        in result.stderr
 
 
 _SAMPLER = textwrap.dedent("""

@@ -39,6 +39,10 @@ COMMAND_FLAGS = {
         "integer", 10000, "Decoder passes per call when evaluating (images times importance "
         "samples): larger is faster until memory runs out.", {"lower_bound": 1}),
     "num": ("integer", 64, "Number of samples to draw.", {"lower_bound": 1}),
+    "group_temperatures": ("list", [], "Comma list of temperatures, one per latent group of "
+                           "a hierarchical run, top group first (e.g. 1,1,0.8,0.8,0.6): "
+                           "sample draws each group from its prior at its own temperature "
+                           "instead of all at --temperature.", {}),
     "index": ("string", "0", "Test image, by its index N in the test split (from 0); "
               "reconstruct and attributes --attribute=NAME also take a range START:STOP of "
               "indices START to STOP-1.", {}),
