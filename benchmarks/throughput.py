@@ -13,8 +13,9 @@ as those references. The input pipeline (the --dataset's loader and
 `make_batches`, cast included) is timed on its own afterwards.
 
 --network_only times the encoder's and decoder's forward pass and weight gradients
-alone, without the loss, the optimizer or `fit`: the ceiling for any training step
-of this network on TensorFlow's kernels.
+alone, without the loss, the optimizer or `fit` (with XLA under --jit_compile, as
+the training step): the ceiling for any training step of this network on
+TensorFlow's kernels.
 """
 
 import os
@@ -104,17 +105,24 @@ def time_network_only(config, image_shape):
     import tensorflow as tf
 
     from vae_tf import architectures, likelihoods
+    from vae_tf.model import build_vae
 
-    encoder = architectures.build_encoder(config, image_shape)
-    channels = likelihoods.build(config, image_shape).decoder_channels(image_shape[-1])
-    decoder = architectures.build_decoder(config, image_shape, channels)
-    weights = encoder.trainable_variables + decoder.trainable_variables
+    if config.architecture == "hierarchical":
+        # Bottom-up and top-down paths with every group at its posterior mean.
+        model = build_vae(config, image_shape)
+        weights, forward = model.trainable_variables, model
+    else:
+        encoder = architectures.build_encoder(config, image_shape)
+        channels = likelihoods.build(config, image_shape).decoder_channels(image_shape[-1])
+        decoder = architectures.build_decoder(config, image_shape, channels)
+        weights = encoder.trainable_variables + decoder.trainable_variables
+        forward = lambda x, training: decoder(encoder(x)[:, :config.latent_dim])
     images = tf.random.uniform((config.batch_size, *image_shape), seed=config.seed)
 
-    @tf.function
+    @tf.function(jit_compile=config.jit_compile)
     def gradients(x):
         with tf.GradientTape() as tape:
-            total = tf.reduce_sum(decoder(encoder(x)[:, :config.latent_dim]))
+            total = tf.reduce_sum(forward(x, training=True))
         return tape.gradient(total, weights)
 
     for _ in range(FLAGS.warmup_steps):
