@@ -28,7 +28,7 @@ from absl import app, flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from vae_tf.tfenv import set_tensorflow_defaults  # noqa: E402
+from vae_tf.tfenv import resolve_precision, set_tensorflow_defaults  # noqa: E402
 
 set_tensorflow_defaults()  # before TensorFlow loads, as every command does
 from vae_tf.config import IMAGE_FILE_DATASETS  # noqa: E402
@@ -105,16 +105,18 @@ def time_network_only(config, image_shape):
     import tensorflow as tf
 
     from vae_tf import architectures, likelihoods
-    from vae_tf.model import build_vae
+    from vae_tf.model import build_vae, compute_precision
 
     if config.architecture == "hierarchical":
         # Bottom-up and top-down paths with every group at its posterior mean.
         model = build_vae(config, image_shape)
         weights, forward = model.trainable_variables, model
     else:
-        encoder = architectures.build_encoder(config, image_shape)
-        channels = likelihoods.build(config, image_shape).decoder_channels(image_shape[-1])
-        decoder = architectures.build_decoder(config, image_shape, channels)
+        # In the training step's precision, so that the two figures compare.
+        with compute_precision(config.precision):
+            encoder = architectures.build_encoder(config, image_shape)
+            channels = likelihoods.build(config, image_shape).decoder_channels(image_shape[-1])
+            decoder = architectures.build_decoder(config, image_shape, channels)
         weights = encoder.trainable_variables + decoder.trainable_variables
         forward = lambda x, training: decoder(encoder(x)[:, :config.latent_dim])
     images = tf.random.uniform((config.batch_size, *image_shape), seed=config.seed)
@@ -122,7 +124,7 @@ def time_network_only(config, image_shape):
     @tf.function(jit_compile=config.jit_compile)
     def gradients(x):
         with tf.GradientTape() as tape:
-            total = tf.reduce_sum(forward(x, training=True))
+            total = tf.reduce_sum(tf.cast(forward(x, training=True), tf.float32))
         return tape.gradient(total, weights)
 
     for _ in range(FLAGS.warmup_steps):
@@ -168,7 +170,8 @@ def main(argv):
     image_shape = (size, size, FLAGS.image_channels)
     print(f"throughput: {config.architecture} {','.join(map(str, config.conv_channels))} "
           f"k{config.kernel_size} latent {config.latent_dim}, images {image_shape}, "
-          f"batch {config.batch_size}, precision {config.precision}, "
+          f"batch {config.batch_size}, precision {config.precision} "
+          f"({resolve_precision(config.precision)}), "
           f"jit_compile {config.jit_compile}, strategy {config.strategy}; "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     if FLAGS.network_only:

@@ -39,8 +39,13 @@ def mnist_dir():
 def tiny_config(**changes):
     """A configuration that trains in a second or two on the synthetic shapes."""
     from vae_tf.config import Config
+    # float32 whatever the CPU: tests compare numbers against float32 references at
+    # float32 tolerances, and --precision=auto means bfloat16 on CPUs with AVX-512
+    # BF16 (tests/test_precision.py checks the 16-bit policies; the command-line
+    # tests run at auto).
     values = dict(dataset="synthetic", epochs=2, steps_per_epoch=8, eval_steps=2,
-                  batch_size=32, latent_dim=4, conv_channels=(8, 16), grid_size=4)
+                  batch_size=32, latent_dim=4, conv_channels=(8, 16), grid_size=4,
+                  precision="float32")
     values.update(changes)
     return Config(**values)
 

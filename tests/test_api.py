@@ -13,7 +13,7 @@ from vae_tf.trained import TrainedRun
 def test_train_load_and_use_a_run_from_python(tmp_path):
     config = Config(dataset="synthetic", epochs=2, steps_per_epoch=20, batch_size=32,
                     latent_dim=4, conv_channels=(8, 16), grid_size=4,
-                    output_dir=str(tmp_path))
+                    output_dir=str(tmp_path), precision="float32")
     result = run(config)
     assert result["val_loss"] > 0 and not result["resumed"]
 

@@ -14,6 +14,7 @@ Reported metrics (nats per image, averaged over the epoch):
   skipped_updates (training only, with --grad_skip) updates skipped so far this epoch
 """
 
+import contextlib
 import math
 
 from typing import Optional, Tuple
@@ -431,6 +432,24 @@ def _sequence_draw(noises):
     return lambda shape: remaining.pop(0)
 
 
+@contextlib.contextmanager
+def compute_precision(precision: str):
+    """Layers created inside take the dtype policy of --precision ('auto' resolved
+    for this machine); the global policy is restored afterwards, so other models
+    made in this process are unaffected. float32 leaves the caller's policy in force
+    (the gradient check builds in float64)."""
+    precision = tfenv.resolve_precision(precision)
+    if precision == "float32":
+        yield
+        return
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(precision)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
 def build_vae(config: Config, image_shape, total_steps: int = None) -> VAE:
     """A compiled, built VAE (built so that export, checkpoints and resume work);
     an `Autoencoder` for --model=ae.
@@ -447,20 +466,8 @@ def build_vae(config: Config, image_shape, total_steps: int = None) -> VAE:
         model_class, sizes = (Autoencoder if config.model == "ae" else VAE), None
     kl_parts = dict(kl_schedule=kl_lib.weight_schedule(config, total_steps),
                     kl_penalty=kl_lib.penalty(config, sizes))
-    precision = tfenv.resolve_precision(config.precision)
-    if precision == "float32":
-        # Keras' default policy: leave the caller's in force (the gradient check
-        # builds in float64).
+    with compute_precision(config.precision):
         model = model_class(config, image_shape, **kl_parts)
-    else:
-        # Layers take the global dtype policy when they are created; restoring it
-        # afterwards leaves other models made in this process unaffected.
-        previous = keras.mixed_precision.global_policy()
-        keras.mixed_precision.set_global_policy(precision)
-        try:
-            model = model_class(config, image_shape, **kl_parts)
-        finally:
-            keras.mixed_precision.set_global_policy(previous)
     # Under mixed_float16, compile wraps the optimizer in a LossScaleOptimizer.
     model.compile(optimizer=optimizer_lib.build(config, total_steps),
                   jit_compile=config.jit_compile)
