@@ -113,7 +113,7 @@ def time_network_only(config, image_shape):
         weights, forward = model.trainable_variables, model
     else:
         # In the training step's precision, so that the two figures compare.
-        with compute_precision(config.precision):
+        with compute_precision(config):
             encoder = architectures.build_encoder(config, image_shape)
             channels = likelihoods.build(config, image_shape).decoder_channels(image_shape[-1])
             decoder = architectures.build_decoder(config, image_shape, channels)
@@ -171,7 +171,7 @@ def main(argv):
     print(f"throughput: {config.architecture} {','.join(map(str, config.conv_channels))} "
           f"k{config.kernel_size} latent {config.latent_dim}, images {image_shape}, "
           f"batch {config.batch_size}, precision {config.precision} "
-          f"({resolve_precision(config.precision)}), "
+          f"({resolve_precision(config.precision, config.jit_compile)}), "
           f"jit_compile {config.jit_compile}, strategy {config.strategy}; "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     if FLAGS.network_only:

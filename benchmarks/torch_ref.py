@@ -1,7 +1,7 @@
 """PyTorch reference for benchmarks/compare.py: the project's plain conv VAE, trained on CPU.
 
     python benchmarks/torch_ref.py --size 64 --channels 32,64,128,256 --latent 128 \\
-        --batch 64 --steps 30 [--warmup 5] [--threads N] [--compile]
+        --batch 64 --steps 30 [--warmup 5] [--threads N] [--compile] [--bfloat16]
     python benchmarks/torch_ref.py --size 64 --channels 32,64,128,256 --latent 128 --print_params
 
 The network is the project's `--architecture=conv --kernel_size=4 --activation=relu`:
@@ -19,7 +19,9 @@ analytic Gaussian KL summed over latents, averaged over the batch; Adam, learnin
 1e-3; seed 0. --warmup untimed steps, then --steps timed ones. Prints a line saying
 what ran, then `images_per_s=<float>`. Tensors keep PyTorch's default NCHW layout;
 the model runs eagerly unless --compile (torch.compile). --threads sets PyTorch's
-intra-op threads (default: PyTorch's own choice).
+intra-op threads (default: PyTorch's own choice). --bfloat16 runs the forward pass
+under `torch.autocast("cpu", dtype=torch.bfloat16)` (float32 weights, Adam in
+float32), PyTorch's counterpart of Keras' mixed_bfloat16.
 
 PyTorch is not a dependency of the project; give it its own environment:
     python -m venv .venv-torch && .venv-torch/bin/pip install torch==2.13.0
@@ -83,6 +85,8 @@ class ConvVAE(nn.Module):
 def main():
     p = ref_protocol.parser(__doc__.split("\n\n")[0], "PyTorch")
     p.add_argument("--compile", action="store_true", help="torch.compile the loss")
+    p.add_argument("--bfloat16", action="store_true",
+                   help="forward pass under CPU autocast to bfloat16 (mixed precision)")
     a = ref_protocol.parse(p)
 
     torch.manual_seed(0)
@@ -99,7 +103,9 @@ def main():
     def step(i):
         start = (i % 8) * a.batch
         optimizer.zero_grad(set_to_none=True)
-        loss_of(images[start:start + a.batch]).backward()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.bfloat16):
+            loss = loss_of(images[start:start + a.batch])
+        loss.backward()
         optimizer.step()
 
     for i in range(a.warmup):
@@ -109,6 +115,7 @@ def main():
         step(i)
     seconds = time.perf_counter() - start
     print(f"torch_ref: torch {torch.__version__}, {'compiled' if a.compile else 'eager'}, "
+          f"{'bfloat16 autocast' if a.bfloat16 else 'float32'}, "
           f"NCHW, {torch.get_num_threads()} threads; {a.steps} steps of batch {a.batch} "
           f"at {a.size}x{a.size}x{IMAGE_CHANNELS} in {seconds:.2f} s")
     print(f"images_per_s={a.steps * a.batch / seconds:.1f}")

@@ -118,6 +118,9 @@ def test_auto_precision_follows_the_cpu(monkeypatch, flags, expected):
     monkeypatch.setattr(tfenv, "cpu_flags", lambda: flags)
     assert tfenv.resolve_precision("auto") == expected
     assert tfenv.resolve_precision("float32") == "float32"
+    # XLA's CPU kernels are slower in bfloat16: a compiled step stays in float32.
+    assert tfenv.resolve_precision("auto", jit_compile=True) == "float32"
+    assert tfenv.resolve_precision("mixed_bfloat16", jit_compile=True) == "mixed_bfloat16"
 
 
 def test_cpu_flags_are_read_from_cpuinfo(tmp_path):

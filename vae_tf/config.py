@@ -208,8 +208,9 @@ class Config:
         "auto", "Keras dtype policy: 'mixed_bfloat16' or 'mixed_float16' compute in 16 "
         "bits with float32 weights (mixed_float16 adds dynamic loss scaling); the ELBO "
         "is always summed in float32. 'auto' picks mixed_bfloat16 where the hardware "
-        "computes bfloat16 natively (a CPU with AVX-512 BF16 or AMX, a GPU of compute "
-        "capability 8.0 or more) and float32 elsewhere.", enum=PRECISIONS)
+        "computes bfloat16 natively (a GPU of compute capability 8.0 or more; a CPU "
+        "with AVX-512 BF16 or AMX, unless --jit_compile, whose CPU kernels are slower "
+        "in bfloat16) and float32 elsewhere.", enum=PRECISIONS)
     strategy: str = _field(
         "default", "tf.distribute strategy: 'default' (one device), 'mirrored' (every "
         "local GPU, or CPU) or 'multi_worker' (several machines, described by the "

@@ -433,12 +433,12 @@ def _sequence_draw(noises):
 
 
 @contextlib.contextmanager
-def compute_precision(precision: str):
+def compute_precision(config: Config):
     """Layers created inside take the dtype policy of --precision ('auto' resolved
-    for this machine); the global policy is restored afterwards, so other models
-    made in this process are unaffected. float32 leaves the caller's policy in force
-    (the gradient check builds in float64)."""
-    precision = tfenv.resolve_precision(precision)
+    for this machine and --jit_compile); the global policy is restored afterwards, so
+    other models made in this process are unaffected. float32 leaves the caller's
+    policy in force (the gradient check builds in float64)."""
+    precision = tfenv.resolve_precision(config.precision, config.jit_compile)
     if precision == "float32":
         yield
         return
@@ -466,7 +466,7 @@ def build_vae(config: Config, image_shape, total_steps: int = None) -> VAE:
         model_class, sizes = (Autoencoder if config.model == "ae" else VAE), None
     kl_parts = dict(kl_schedule=kl_lib.weight_schedule(config, total_steps),
                     kl_penalty=kl_lib.penalty(config, sizes))
-    with compute_precision(config.precision):
+    with compute_precision(config):
         model = model_class(config, image_shape, **kl_parts)
     # Under mixed_float16, compile wraps the optimizer in a LossScaleOptimizer.
     model.compile(optimizer=optimizer_lib.build(config, total_steps),

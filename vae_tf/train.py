@@ -83,6 +83,8 @@ def _train(config, dataset_override, strategy, run_dir, write_dir, resuming):
         model = build_vae(config, data.image_shape,
                           total_steps=config.epochs * steps_per_epoch)
         done = checkpoints.restore_latest(model, run_dir)
+    logging.info("Precision: %s%s.", tfenv.resolve_precision(config.precision, config.jit_compile),
+                 " (--precision=auto on this machine)" if config.precision == "auto" else "")
     train_ds = make_batches(data, config, training=True)
     test_ds = make_batches(data, config, training=False)
     monitor_n = callbacks_lib.num_monitor_test_images(config.grid_size)
