@@ -70,6 +70,9 @@ def test_build_vae_gives_the_model_the_config_s_schedule_and_penalty():
     (dict(free_bits=0.5, kl_capacity=10.0), "set only one"),
     (dict(kl_capacity_steps=100), "needs a --kl_capacity"),
     (dict(kl_cycle_ramp=1.5), "must be <= 1.0"),
+    (dict(kl_balance=True), "needs --architecture=hierarchical"),
+    (dict(kl_balance=True, free_bits=0.5, architecture="hierarchical", conv_channels=(8,),
+          hierarchy="1x1,4x1"), "set only one"),
 ])
 def test_bad_combinations_fail_clearly(changes, message):
     with pytest.raises(ValueError, match=message):
@@ -134,3 +137,25 @@ def test_capacity_objective_follows_c_of_t():
     model.training_steps.assign(1000)  # C = 10: both below it
     per_example, _, _, _ = _penalty_and_grads(model, mean, np.zeros_like(mean), 1.0)
     np.testing.assert_allclose(per_example, [6.0, 2.0], rtol=1e-6)
+
+
+def test_kl_balancing_weighs_groups_by_their_nats_per_dimension_during_warm_up():
+    # Two groups of 1 and 16 latent dimensions (a 1x1 and a 4x4 map of one channel).
+    model = build_vae(tiny_config(architecture="hierarchical", conv_channels=(8,), latent_dim=1,
+                                  hierarchy="1x1,4x1", kl_balance=True), (28, 28, 1))
+    assert isinstance(model.kl_penalty, kl.BalancedKL)
+    kl_parts = tf.Variable([[2.0, 8.0], [4.0, 24.0]])  # [batch, groups], nats
+    with tf.GradientTape() as tape:
+        per_example = model.kl_penalty(kl_parts, tf.constant(0.5), tf.constant(0, tf.int64))
+    # Batch means 3 and 16 nats; per dimension (3.01 / 1, 16.01 / 16), mean-1 weights.
+    per_dim = np.array([3.01 / 1, 16.01 / 16])
+    weights = per_dim / per_dim.mean()
+    np.testing.assert_allclose(per_example, 0.5 * (kl_parts.numpy() * weights).sum(1), rtol=1e-6)
+    # The weights are constants: the gradient of each group's KL is its weight.
+    np.testing.assert_allclose(tape.gradient(per_example, kl_parts),
+                               0.5 * np.tile(weights, (2, 1)), rtol=1e-6)
+    # The coarse group (3 nats in 1 dimension) weighs more than the fine one here.
+    assert weights[0] > weights[1]
+    # Past the warm-up the plain KL, whatever the groups hold.
+    np.testing.assert_allclose(model.kl_penalty(kl_parts, tf.constant(1.0), tf.constant(0, tf.int64)),
+                               [10.0, 28.0], rtol=1e-6)

@@ -150,6 +150,12 @@ class Config:
         0.0, "Free bits (Kingma et al. 2016), in nats per latent dimension: a dimension "
         "whose KL, averaged over the batch, is below this floor is not penalized (and "
         "gets no KL gradient); 0 disables it.", lower=0.0)
+    kl_balance: bool = _field(
+        False, "KL balancing of a hierarchical VAE (Vahdat & Kautz 2020, NVAE): while the "
+        "KL weight is below 1 (its warm-up), each latent group's KL is weighted by the "
+        "group's batch-mean KL per latent dimension, the weights normalized to a mean of "
+        "1, so that groups holding few nats per dimension cost less and are used. The "
+        "reported ELBO is unchanged.")
     kl_capacity: float = _field(
         0.0, "Target capacity C in nats of the capacity-annealed beta-VAE (Burgess et al. "
         "2018): the KL term becomes --kl_weight * |KL - C(t)|; 0 disables it.", lower=0.0)
@@ -286,6 +292,12 @@ class Config:
                              "set only one of them.")
         if self.kl_capacity_steps > 0 and self.kl_capacity == 0:
             raise ValueError("--kl_capacity_steps needs a --kl_capacity target > 0.")
+        if self.kl_balance and self.architecture != "hierarchical":
+            raise ValueError("--kl_balance weighs the KL of latent groups: it needs "
+                             "--architecture=hierarchical.")
+        if self.kl_balance and (self.free_bits > 0 or self.kl_capacity > 0):
+            raise ValueError("--kl_balance, --free_bits and --kl_capacity are alternative "
+                             "KL penalties; set only one of them.")
 
     def replace(self, **changes) -> "Config":
         return dataclasses.replace(self, **changes)

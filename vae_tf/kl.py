@@ -147,8 +147,32 @@ class Capacity:
         return kl_weight * direction * (kl - capacity)
 
 
+class BalancedKL:
+    """NVAE's KL balancing (Vahdat & Kautz 2020): while kl_weight < 1,
+    kl_weight * sum_g c_g KL_g with c_g = (mean_batch KL_g + 0.01) / size_g, normalized
+    to a mean of 1 over the groups and held constant (no gradient); from then on the
+    plain kl_weight * sum_g KL_g.
+
+    During the warm-up a group that holds many nats per latent dimension pays more
+    for them and one that holds few pays less, so that no group is left unused
+    while others take over the image.
+    """
+
+    def __init__(self, part_sizes):
+        self.part_sizes = [float(size) for size in part_sizes]
+
+    def __call__(self, kl_parts, kl_weight, step):
+        sizes = tf.constant(self.part_sizes, kl_parts.dtype)
+        per_dim = (tf.reduce_mean(tf.abs(kl_parts), axis=0) + 0.01) / sizes
+        coefficients = tf.stop_gradient(per_dim / tf.reduce_mean(per_dim))
+        balanced = tf.reduce_sum(kl_parts * coefficients, axis=-1)
+        plain = tf.reduce_sum(kl_parts, axis=-1)
+        return kl_weight * tf.where(kl_weight < 1.0, balanced, plain)
+
+
 def penalty(config: Config, part_sizes=None):
-    """The KL penalty `config` asks for: free bits, a capacity target, or beta * KL.
+    """The KL penalty `config` asks for: free bits, a capacity target, KL balancing of
+    a hierarchy's groups, or beta * KL.
 
     `part_sizes`: latent dimensions in each part of the KL when its parts are groups
     (a hierarchy's), whose free-bits floor is then --free_bits times their size.
@@ -159,4 +183,6 @@ def penalty(config: Config, part_sizes=None):
         return FreeBits(config.free_bits)
     if config.kl_capacity > 0:
         return Capacity(capacity_schedule(config))
+    if config.kl_balance:
+        return BalancedKL(part_sizes)
     return BetaKL()
