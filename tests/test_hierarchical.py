@@ -72,6 +72,26 @@ def test_free_bits_apply_per_group_scaled_by_its_size():
     np.testing.assert_allclose(penalty.numpy(), [1.0 + 60.0, 1.0 + 50.0])
 
 
+def test_the_fitted_sampling_prior_draws_the_top_group_and_the_priors_the_rest():
+    model = build_vae(_config(sample_prior="fitted"), (28, 28, 1))
+    gradcheck.jitter_weights(model, scale=0.05)
+    # A top-group posterior that sits far from N(0, I), as a trained model's does.
+    mean = np.array([1.5, -2.0], np.float32)
+    scale_tril = np.array([[0.1, 0.0], [0.05, 0.2]], np.float32)
+    model.prior_mean.assign(mean)
+    model.prior_scale_tril.assign(scale_tril)
+    # Temperature 0: the top group at the fitted mean, every group below at its
+    # prior mean, which is what decode(z) gives for z at that mean.
+    np.testing.assert_allclose(model.sample_images(4, 3, 0.0),
+                               model.decode(np.tile(mean, (4, 1))), atol=1e-6)
+    # Temperature 1: the top codes are mean + scale_tril @ e, e the seed's first draw.
+    e = tf.random.stateless_normal([4, 2], tf.constant([3, 1], tf.int64)).numpy()
+    top = mean + e @ scale_tril.T
+    drawn = model.sample_images(4, 3, [1.0, 0.0, 0.0])  # groups below at their means
+    np.testing.assert_allclose(drawn, model.decode(top), atol=1e-6)
+    assert np.abs(drawn - model.sample_images(4, 3, 0.0)).max() > 1e-4
+
+
 def test_configuration_errors_are_one_line():
     with pytest.raises(ValueError, match="one width"):
         _config(conv_channels=(8, 16))
@@ -81,8 +101,6 @@ def test_configuration_errors_are_one_line():
         _config(hierarchy="7x1,1x1")
     with pytest.raises(ValueError, match="--model=ae"):
         _config(model="ae")
-    with pytest.raises(ValueError, match="sample_prior=fitted"):
-        _config(sample_prior="fitted")
     from vae_tf.errors import UserError
     with pytest.raises(UserError, match="not reached from the 28x28 images"):
         build_vae(_config(hierarchy="1x1,5x1"), (28, 28, 1))

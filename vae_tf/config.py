@@ -202,7 +202,8 @@ class Config:
         "standard", "Where sampling draws its codes: 'standard', the prior N(0, I) the "
         "ELBO is computed with; 'fitted', a full-covariance Gaussian fitted after each "
         "epoch to the training images' posterior codes (the aggregate posterior), which "
-        "avoids the regions of N(0, I) that no image's code reaches. The sample grids, "
+        "avoids the regions of N(0, I) that no image's code reaches (for a hierarchy: "
+        "its top group's codes; the groups below keep their priors). The sample grids, "
         "the sample command, FID and the export's sampling_prior signature use it; the "
         "ELBO, IWAE and bits/dim stay those of N(0, I).", enum=SAMPLE_PRIORS)
     grid_size: int = _field(
@@ -262,10 +263,6 @@ class Config:
         if self.model == "ae":
             raise ValueError("--model=ae has one deterministic code, not a hierarchy of "
                              "latent groups: use --architecture=conv, resnet or dense.")
-        if self.sample_prior == "fitted":
-            raise ValueError("--sample_prior=fitted fits a Gaussian to one latent vector; "
-                             "a hierarchy samples every group from its own prior (lower "
-                             "--temperature instead).")
 
     def _check_dataset_settings(self):
         """Image-file settings must not be given where they would be ignored."""

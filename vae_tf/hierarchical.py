@@ -239,8 +239,8 @@ class TopDown(layers.Layer):
 
         With bottom-up `features` each group's z comes from its posterior: a sample
         with noise `draw(shape)`, or the mean when `draw` is None. Without them, from
-        its prior: the mean + temperature * std * draw(shape), or the top group at
-        `top` [N, latent] and the others at their means.
+        its prior: the mean + temperature * std * draw(shape), or the mean when
+        `draw` is None; the top group at `top` [N, latent] where it is given.
         """
         stats_dtype = self.variable_dtype
         if draw is not None:

@@ -61,7 +61,7 @@ class VAE(keras.Model):
             # The Gaussian that sampling draws codes from, refitted after each epoch
             # (callbacks.FitSamplingPrior); weights, so checkpoints and the export
             # carry it. Until the first fit it is N(0, I).
-            d = config.latent_dim
+            d = self.latent_dim  # a hierarchy's: its top group's map, flattened
             self.prior_mean = self.add_weight(shape=(d,), initializer="zeros",
                                               trainable=False, name="prior_mean")
             self.prior_scale_tril = self.add_weight(shape=(d, d), initializer="identity",
@@ -385,9 +385,17 @@ class HierarchicalVAE(VAE):
 
     def sample_images(self, num, seed, temperature=1.0):
         """Every group from its prior at `temperature` (one value, or one per group),
-        the noise from the stateless seed; temperature 0 gives the prior means."""
+        the noise from the stateless seed; temperature 0 gives the prior means. With
+        --sample_prior=fitted the top group comes from the Gaussian fitted to its
+        posterior codes instead (mean + T * scale_tril @ e), the rest from their priors."""
         temperatures = hierarchical.temperatures_for(temperature, self.hierarchy.num_groups)
-        params = self.top_down.run(num, draw=stateless_draw(seed), temperatures=temperatures)[0]
+        draw, top = stateless_draw(seed), None
+        if self.config.sample_prior == "fitted":
+            mean, scale_tril = self.sampling_prior()
+            eps = tf.cast(draw([num, self.latent_dim]), self.variable_dtype)
+            top = mean + tf.cast(temperatures[0], self.variable_dtype) * tf.matmul(
+                eps, scale_tril, transpose_b=True)
+        params = self.top_down.run(num, draw=draw, temperatures=temperatures, top=top)[0]
         return self.likelihood.mean(params)
 
     def call(self, images, training=False):
