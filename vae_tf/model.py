@@ -119,11 +119,16 @@ class VAE(keras.Model):
         """The decoder's mean at `num` codes mean + temperature * scale_tril @ e of the
         sampling prior, e ~ N(0, I) from the stateless seed (seed, 1): the same images
         for a seed, here and in the export."""
-        mean, scale_tril = self.sampling_prior()
-        eps = stateless_draw(seed)([num, self.latent_dim])
         t = tf.reshape(tf.cast(temperature, self.variable_dtype), [-1])[0]
-        return self.decode(mean + t * tf.matmul(tf.cast(eps, self.variable_dtype), scale_tril,
-                                                transpose_b=True))
+        return self.decode(self.sampling_prior_codes(stateless_draw(seed), num, t))
+
+    def sampling_prior_codes(self, draw, num, temperature):
+        """`num` codes mean + temperature * scale_tril @ e of the sampling prior, e the
+        next standard-normal draw of `draw` (see stateless_draw)."""
+        mean, scale_tril = self.sampling_prior()
+        eps = tf.cast(draw([num, self.latent_dim]), self.variable_dtype)
+        return mean + tf.cast(temperature, self.variable_dtype) * tf.matmul(
+            eps, scale_tril, transpose_b=True)
 
     def importance_terms(self, images, seeds, first, num):
         """Samples first .. first+num-1 of q(z|x) for each image (image i's drawn
@@ -391,10 +396,7 @@ class HierarchicalVAE(VAE):
         temperatures = hierarchical.temperatures_for(temperature, self.hierarchy.num_groups)
         draw, top = stateless_draw(seed), None
         if self.config.sample_prior == "fitted":
-            mean, scale_tril = self.sampling_prior()
-            eps = tf.cast(draw([num, self.latent_dim]), self.variable_dtype)
-            top = mean + tf.cast(temperatures[0], self.variable_dtype) * tf.matmul(
-                eps, scale_tril, transpose_b=True)
+            top = self.sampling_prior_codes(draw, num, temperatures[0])
         params = self.top_down.run(num, draw=draw, temperatures=temperatures, top=top)[0]
         return self.likelihood.mean(params)
 
