@@ -35,7 +35,10 @@ def test_flags_convert_to_config_and_json_round_trips():
 
 
 @pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(REPO, "flags", "*.cfg"))))
-def test_flagfiles_parse(path):
+def test_flagfiles_parse(path, monkeypatch):
+    # A flagfile may include another by a path relative to the repository's root,
+    # where the README runs every command.
+    monkeypatch.chdir(REPO)
     config = _parse(f"--flagfile={path}")
     assert config.dataset
 
