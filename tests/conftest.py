@@ -71,7 +71,7 @@ def run_module(module: str, *args, cwd=REPO, timeout=300, env=None):
                           capture_output=True, text=True, timeout=timeout)
 
 
-# Image-file datasets (issue 3).
+# Image-file datasets.
 CELEBA_DIR = os.path.join(SHARED_DATA, "celeba")
 FREY_DIR = os.path.join(SHARED_DATA, "frey_faces")
 

@@ -147,19 +147,33 @@ _ROUNDING_ULPS = 1e7
 def check_gradients(model, images, eps, step: float = DEFAULT_STEP) -> dict:
     """{variable path: maximum relative error} of the tape gradients of
     `model.objective(images, training=True, eps=eps)` against central differences."""
+    import keras
     import tensorflow as tf
 
     images = tf.constant(images, model.variable_dtype)
     eps = [tf.constant(e, model.variable_dtype) for e in eps]
-
-    @tf.function
-    def objective():
-        return model.objective(images, training=True, eps=eps)[0]
+    variables = model.trainable_weights
+    shapes = [tuple(v.shape) for v in variables]
+    sizes = [int(np.prod(shape)) for shape in shapes]
 
     with tf.GradientTape() as tape:
-        value = objective()
-    variables = model.trainable_weights
+        value = tf.function(lambda: model.objective(images, training=True, eps=eps)[0])()
     grads = tape.gradient(value, variables)
+
+    # Any number of points, one trace.
+    @tf.function(input_signature=[tf.TensorSpec([None, sum(sizes)], model.variable_dtype)])
+    def objectives_at(points):
+        """The objective with the weights at each row of `points` [P, all weights
+        flattened], read through Keras' StatelessScope: a variable's shifted points
+        in one call, where a call and an assignment per point took twice as long."""
+        def at(flat):
+            parts = tf.split(flat, sizes)
+            mapping = [(v, tf.reshape(part, shape))
+                       for v, part, shape in zip(variables, parts, shapes)]
+            with keras.StatelessScope(state_mapping=mapping):
+                return model.objective(images, training=True, eps=eps)[0]
+        return tf.map_fn(at, points, fn_output_signature=model.variable_dtype)
+
     # The smallest gradient the central difference resolves: f(w + h) - f(w - h)
     # carries rounding errors of a few ulps of f. Errors are relative to at least
     # this, so a variable whose whole gradient lies below it (a bottleneck one
@@ -167,18 +181,18 @@ def check_gradients(model, images, eps, step: float = DEFAULT_STEP) -> dict:
     # failing on their rounding; a wrong gradient still shows as an order-1 error.
     resolution = _ROUNDING_ULPS * np.finfo(np.float64).eps * abs(float(value)) / step
     names, errors = _variable_names(model), {}
-    def central_differences(var, original, h):
-        numeric = np.zeros_like(original)
-        for index in np.ndindex(original.shape):
-            values = []
-            for sign in (1.0, -1.0):
-                shifted = original.copy()
-                shifted[index] += sign * h
-                var.assign(shifted)
-                values.append(float(objective()))
-            numeric[index] = (values[0] - values[1]) / (2.0 * h)
-        var.assign(original)
-        return numeric
+    weights = np.concatenate([np.ravel(v.numpy()) for v in variables])
+    offsets = np.cumsum([0] + sizes)
+
+    def central_differences(k, h):
+        """d objective / d each entry of variable k, from f(w + h e_i) and f(w - h e_i)."""
+        entries = np.arange(offsets[k], offsets[k + 1])
+        points = np.tile(weights, (2 * len(entries), 1))
+        points[np.arange(len(entries)), entries] += h
+        points[len(entries) + np.arange(len(entries)), entries] -= h
+        values = objectives_at(tf.constant(points, model.variable_dtype)).numpy()
+        plus, minus = np.split(values, 2)
+        return ((plus - minus) / (2.0 * h)).reshape(shapes[k])
 
     def error(tape_grad, numeric):
         largest = max(np.abs(tape_grad).max(), np.abs(numeric).max())
@@ -187,16 +201,15 @@ def check_gradients(model, images, eps, step: float = DEFAULT_STEP) -> dict:
         # it fails, so that a tiny network that cannot test a layer is noticed.
         return float(np.abs(tape_grad - numeric).max() / scale) if scale > 0 else float("inf")
 
-    for var, grad in zip(variables, grads):
-        original = np.array(var.numpy())  # a 0-d array too, so entries can be set
-        tape_grad = np.zeros_like(original) if grad is None else np.array(grad.numpy())
-        numeric = central_differences(var, original, step)
+    for k, (var, grad) in enumerate(zip(variables, grads)):
+        tape_grad = np.zeros(shapes[k]) if grad is None else np.array(grad.numpy())
+        numeric = central_differences(k, step)
         errors[names[id(var)]] = error(tape_grad, numeric)
         if _RICHARDSON_ABOVE < errors[names[id(var)]] < float("inf"):
             # Strong curvature (a mixture's logits, say) leaves an O(h^2) truncation
             # error; Richardson's extrapolation from h/2 cancels it. A wrong
             # gradient stays off by order 1 in both estimates.
-            half = central_differences(var, original, step / 2)
+            half = central_differences(k, step / 2)
             errors[names[id(var)]] = min(errors[names[id(var)]],
                                          error(tape_grad, (4.0 * half - numeric) / 3.0))
     return errors
