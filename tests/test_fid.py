@@ -42,6 +42,11 @@ def test_frechet_distance_of_known_gaussians():
     other = fid.statistics(rng.normal(size=(10, 50)) + 1.0)
     value = fid.frechet_distance(*few, *other)
     assert np.isfinite(value) and value > 40  # the means alone are about sqrt(50) apart
+    # What is not a covariance is refused.
+    with pytest.raises(ValueError, match="not positive semi-definite"):
+        fid.frechet_distance(mu_a, s_a - 2.0 * np.eye(20), mu_b, s_b)
+    with pytest.raises(ValueError, match="not symmetric"):
+        fid.frechet_distance(mu_a, s_a + np.triu(s_b, 1), mu_b, s_b)
 
 
 def test_kid_is_the_unbiased_mmd_with_the_cubic_kernel():
@@ -123,10 +128,14 @@ def _session_features(pb_path, images):
 
 
 def _direct_fid(a, b):
-    mu_a, mu_b = a.mean(0), b.mean(0)
+    """The FID of two feature sets through their centred features X: with S = X^T X /
+    (N - 1), Tr((S_a S_b)^(1/2)) is the sum of the singular values of X_a X_b^T /
+    sqrt((N_a - 1)(N_b - 1)), exact for the singular covariances of few images."""
+    centred_a, centred_b = a - a.mean(0), b - b.mean(0)
+    cross = linalg.svdvals(centred_a @ centred_b.T).sum() / np.sqrt((len(a) - 1) * (len(b) - 1))
     s_a, s_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    root = linalg.sqrtm(s_a @ s_b).real
-    return np.sum((mu_a - mu_b) ** 2) + np.trace(s_a + s_b - 2 * root)
+    diff = a.mean(0) - b.mean(0)
+    return diff @ diff + np.trace(s_a) + np.trace(s_b) - 2 * cross
 
 
 def test_fid_pipeline_on_a_tiny_network_of_the_inception_interface(binarized_run, tiny_network,
