@@ -43,6 +43,9 @@ CURVES = (("loss", "loss: negative ELBO (nats)"),
           ("active_units", "active units (test images)"),
           ("grad_norm", "gradients' global norm (epoch mean)"),
           ("skipped_updates", "updates skipped (per epoch)"))
+# The curves whose first epochs may be left off the axis (`_leave_early_extremes_off`);
+# the KL weight's and the active units' ramps are the story of their panels.
+FALLING_CURVES = ("loss", "reconstruction", "kl", "kl_groups", "bits_per_dim", "grad_norm")
 # Headline metrics of the comparison table, in order.
 COMPARED = ("loss", "val_loss", "val_bits_per_dim", "val_reconstruction", "val_kl",
             "kl_weight", "active_units")
@@ -103,16 +106,18 @@ def curves_png(runs: list) -> bytes:
     for ax in axes[len(shown):-1]:
         ax.axis("off")
     panels = dict(zip((key for key, _ in shown), axes))
+    drawn = {key: [] for key in panels}  # each panel's plotted series of values
     for i, run in enumerate(runs):
         color, x = f"C{i % 10}", run.x()
         for key, ax in panels.items():
             for prefix, style in (("", "-"), ("val_", "--")):
                 if run.rows and prefix + key in run.rows[0]:
-                    ax.plot(x, [r[prefix + key] for r in run.rows], style, color=color,
-                            marker="o", markersize=3)
+                    drawn[key].append([r[prefix + key] for r in run.rows])
+                    ax.plot(x, drawn[key][-1], style, color=color, marker="o", markersize=3)
         if "kl_groups" in panels and run.rows and groups[0] in run.rows[0]:
             for g, key in enumerate(groups):
-                panels["kl_groups"].plot(x, [r[key] for r in run.rows], "--", color=color,
+                drawn["kl_groups"].append([r[key] for r in run.rows])
+                panels["kl_groups"].plot(x, drawn["kl_groups"][-1], "--", color=color,
                                          alpha=1.0 - 0.6 * g / len(groups))
                 panels["kl_groups"].annotate(f"g{g}", (x[-1], run.rows[-1][key]),
                                              fontsize=7, color=color)
@@ -120,6 +125,8 @@ def curves_png(runs: list) -> bytes:
         if config is not None and config.free_bits > 0:
             panels["kl"].axhline(config.free_bits * config.latent_dim, ls=":", color=color)
     for key, title in shown:
+        if key in FALLING_CURVES:
+            _leave_early_extremes_off(panels[key], drawn[key])
         panels[key].set_title(title, fontsize=10)
         panels[key].set_xlabel("training step")
         panels[key].grid(alpha=0.3)
@@ -134,6 +141,34 @@ def curves_png(runs: list) -> bytes:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
     return buffer.getvalue()
+
+
+def _leave_early_extremes_off(ax, series: list) -> None:
+    """Fits the y-axis to what follows each series' first tenth (its first value at
+    least) where the early values would stretch it by more than half again: a
+    loss that starts at 400 nats and settles near 84 would otherwise draw the
+    epochs a user is watching as a flat line. A note says how far off they go."""
+    later, every = [], []
+    for values in series:
+        finite = [v for v in values if math.isfinite(v)]
+        every += finite
+        if len(values) >= 3:
+            later += [v for v in values[max(1, math.ceil(len(values) / 10)):]
+                      if math.isfinite(v)]
+    if not later or max(later) == min(later):
+        return
+    low, high = min(later), max(later)
+    span = high - low
+    above, below = max(every) > high + 0.5 * span, min(every) < low - 0.5 * span
+    if not (above or below):
+        return
+    ax.set_ylim(low - 0.1 * span if below else min(every) - 0.05 * span,
+                high + 0.1 * span if above else max(every) + 0.05 * span)
+    number = lambda v: f"{v:,.0f}" if abs(v) >= 1e4 else f"{v:.4g}"  # noqa: E731
+    notes = ([f"first epochs up to {number(max(every))}, off the top"] if above else []) + (
+        [f"first epochs down to {number(min(every))}, off the bottom"] if below else [])
+    ax.text(0.98, 0.97, "\n".join(notes), transform=ax.transAxes, ha="right", va="top",
+            fontsize=8, color="0.35")
 
 
 def _thumbnail(path: str) -> bytes:
