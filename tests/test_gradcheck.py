@@ -70,3 +70,11 @@ def test_a_wrong_layer_gradient_is_caught(monkeypatch):
     wrong = {n for n, e in bad.items() if e > 0.01}
     assert {n for n in good if n.startswith("decoder/")} <= wrong
     assert any(n.startswith("encoder/") for n in wrong)
+
+
+def test_points_split_over_many_calls_give_the_same_figures(monkeypatch):
+    _, config = next(gradcheck.tiny_configs())
+    whole = _errors(config)
+    # Two or three entries a call instead of whole variables.
+    monkeypatch.setattr(gradcheck, "_POINTS_VALUES", 3000)
+    assert _errors(config) == whole

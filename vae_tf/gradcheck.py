@@ -137,6 +137,8 @@ def _variable_names(model) -> dict:
     return names
 
 
+# Weight values (float64) in the shifted points evaluated per call.
+_POINTS_VALUES = 8 * 2 ** 20
 # Errors above this get a second, Richardson-extrapolated estimate (check_gradients).
 _RICHARDSON_ABOVE = 1e-7
 # Rounding in f(w + h) - f(w - h), in ulps of f, that the tolerance scales with (see
@@ -186,13 +188,19 @@ def check_gradients(model, images, eps, step: float = DEFAULT_STEP) -> dict:
 
     def central_differences(k, h):
         """d objective / d each entry of variable k, from f(w + h e_i) and f(w - h e_i)."""
-        entries = np.arange(offsets[k], offsets[k + 1])
-        points = np.tile(weights, (2 * len(entries), 1))
-        points[np.arange(len(entries)), entries] += h
-        points[len(entries) + np.arange(len(entries)), entries] -= h
-        values = objectives_at(tf.constant(points, model.variable_dtype)).numpy()
-        plus, minus = np.split(values, 2)
-        return ((plus - minus) / (2.0 * h)).reshape(shapes[k])
+        derivatives = []
+        # Entries a call, so that the points of a large model's variable stay in
+        # about 64 MB.
+        per_call = max(1, _POINTS_VALUES // (2 * len(weights)))
+        for start in range(offsets[k], offsets[k + 1], per_call):
+            entries = np.arange(start, min(start + per_call, offsets[k + 1]))
+            points = np.tile(weights, (2 * len(entries), 1))
+            points[np.arange(len(entries)), entries] += h
+            points[len(entries) + np.arange(len(entries)), entries] -= h
+            values = objectives_at(tf.constant(points, model.variable_dtype)).numpy()
+            plus, minus = np.split(values, 2)
+            derivatives.append((plus - minus) / (2.0 * h))
+        return np.concatenate(derivatives).reshape(shapes[k])
 
     def error(tape_grad, numeric):
         largest = max(np.abs(tape_grad).max(), np.abs(numeric).max())
