@@ -93,17 +93,20 @@ def test_early_epochs_far_above_the_rest_are_left_off_the_axis():
     from matplotlib.figure import Figure
 
     falling = [412.7, 150.0, 95.0] + list(np.linspace(88.0, 83.4, 17))  # 20 epochs
-    axes = Figure().subplots(1, 3)
-    report._leave_early_extremes_off(axes[0], [falling, [v + 0.5 for v in falling]])
+    axes = Figure().subplots(1, 4)
+    report._leave_early_peaks_off(axes[0], [falling, [v + 0.5 for v in falling]])
     low, high = axes[0].get_ylim()
     # The axis spans the epochs after the first two (a tenth of 20), with a margin.
     assert 82.7 < low < 83.4 and 95.5 < high < 97.0
     assert axes[0].texts[0].get_text() == "first epochs up to 413.2, off the top"
-    # Curves without such a start, or too short to tell, keep matplotlib's axis.
-    for ax, series in ((axes[1], [list(np.linspace(90.0, 80.0, 20))]), (axes[2], [[400.0, 90.0]])):
+    # Curves without such a start (a KL rising from its first epochs too), or too
+    # short to tell, keep matplotlib's axis.
+    rising = [29.9] + list(np.linspace(32.5, 34.3, 9))
+    for ax, series in ((axes[1], [list(np.linspace(90.0, 80.0, 20))]), (axes[2], [rising]),
+                       (axes[3], [[400.0, 90.0]])):
         ax.plot(series[0])
         before = ax.get_ylim()
-        report._leave_early_extremes_off(ax, series)
+        report._leave_early_peaks_off(ax, series)
         assert ax.get_ylim() == before and not ax.texts
 
 

@@ -43,7 +43,7 @@ CURVES = (("loss", "loss: negative ELBO (nats)"),
           ("active_units", "active units (test images)"),
           ("grad_norm", "gradients' global norm (epoch mean)"),
           ("skipped_updates", "updates skipped (per epoch)"))
-# The curves whose first epochs may be left off the axis (`_leave_early_extremes_off`);
+# The curves whose first epochs may be left off the axis (`_leave_early_peaks_off`);
 # the KL weight's and the active units' ramps are the story of their panels.
 FALLING_CURVES = ("loss", "reconstruction", "kl", "kl_groups", "bits_per_dim", "grad_norm")
 # Headline metrics of the comparison table, in order.
@@ -126,7 +126,7 @@ def curves_png(runs: list) -> bytes:
             panels["kl"].axhline(config.free_bits * config.latent_dim, ls=":", color=color)
     for key, title in shown:
         if key in FALLING_CURVES:
-            _leave_early_extremes_off(panels[key], drawn[key])
+            _leave_early_peaks_off(panels[key], drawn[key])
         panels[key].set_title(title, fontsize=10)
         panels[key].set_xlabel("training step")
         panels[key].grid(alpha=0.3)
@@ -143,32 +143,30 @@ def curves_png(runs: list) -> bytes:
     return buffer.getvalue()
 
 
-def _leave_early_extremes_off(ax, series: list) -> None:
-    """Fits the y-axis to what follows each series' first tenth (its first value at
-    least) where the early values would stretch it by more than half again: a
-    loss that starts at 400 nats and settles near 84 would otherwise draw the
-    epochs a user is watching as a flat line. A note says how far off they go."""
+def _leave_early_peaks_off(ax, series: list) -> None:
+    """Fits the top of the y-axis to what follows each series' first tenth (its
+    first value at least) where the early values would stretch the axis by more
+    than half again: a loss that starts at 400 nats and settles near 84 would
+    otherwise draw the epochs a user is watching as a flat line. A note says how
+    high the early ones go. (Early values below the rest, a KL rising from its
+    first epochs, stay in view: they are the curve's story.)"""
     later, every = [], []
     for values in series:
-        finite = [v for v in values if math.isfinite(v)]
-        every += finite
+        every += [v for v in values if math.isfinite(v)]
         if len(values) >= 3:
             later += [v for v in values[max(1, math.ceil(len(values) / 10)):]
                       if math.isfinite(v)]
     if not later or max(later) == min(later):
         return
-    low, high = min(later), max(later)
+    low, high = min(every), max(later)
     span = high - low
-    above, below = max(every) > high + 0.5 * span, min(every) < low - 0.5 * span
-    if not (above or below):
+    if max(every) <= high + 0.5 * span:
         return
-    ax.set_ylim(low - 0.1 * span if below else min(every) - 0.05 * span,
-                high + 0.1 * span if above else max(every) + 0.05 * span)
-    number = lambda v: f"{v:,.0f}" if abs(v) >= 1e4 else f"{v:.4g}"  # noqa: E731
-    notes = ([f"first epochs up to {number(max(every))}, off the top"] if above else []) + (
-        [f"first epochs down to {number(min(every))}, off the bottom"] if below else [])
-    ax.text(0.98, 0.97, "\n".join(notes), transform=ax.transAxes, ha="right", va="top",
-            fontsize=8, color="0.35")
+    ax.set_ylim(low - 0.05 * span, high + 0.1 * span)
+    peak = max(every)
+    peak = f"{peak:,.0f}" if abs(peak) >= 1e4 else f"{peak:.4g}"
+    ax.text(0.98, 0.97, f"first epochs up to {peak}, off the top", transform=ax.transAxes,
+            ha="right", va="top", fontsize=8, color="0.35")
 
 
 def _thumbnail(path: str) -> bytes:
