@@ -32,7 +32,7 @@ setup(
     extras_require={
         # pytest-xdist runs the test files in parallel processes (setup.cfg): most of
         # a test's time is one-threaded Python (TensorFlow's import, tracing), so two
-        # processes on 2 cores took the suite from about 900 s to 623 s.
+        # processes on 2 cores took the suite from 967 s to 562-643 s (fresh clones).
         "test": ["pytest>=8", "pytest-xdist>=3.5"],
         # pip install -e ".[gpu]": the same tensorflow with NVIDIA's CUDA and cuDNN wheels.
         "gpu": ["tensorflow[and-cuda]>=2.21,<2.22"],

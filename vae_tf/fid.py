@@ -44,21 +44,23 @@ def frechet_distance(mu_a, sigma_a, mu_b, sigma_b) -> float:
     sigma_a, sigma_b = np.asarray(sigma_a, np.float64), np.asarray(sigma_b, np.float64)
     values, vectors = _covariance_eigh(sigma_a)
     root_a = (vectors * np.sqrt(values)) @ vectors.T
-    cross, _ = _covariance_eigh(root_a @ sigma_b @ root_a)
+    cross = _covariance_eigh(root_a @ sigma_b @ root_a, vectors=False)
     diff = mu_a - mu_b
     return float(diff @ diff + np.trace(sigma_a) + np.trace(sigma_b)
                  - 2.0 * np.sqrt(cross).sum())
 
 
-def _covariance_eigh(sigma):
-    """Eigenvalues (round-off below 0 set to 0) and eigenvectors of a covariance."""
+def _covariance_eigh(sigma, vectors: bool = True):
+    """Eigenvalues (round-off below 0 set to 0) of a covariance, and its eigenvectors
+    unless `vectors` is false (eigvalsh: 0.4 s instead of 1.0 s at 2048 dimensions)."""
     if not np.allclose(sigma, sigma.T, rtol=1e-6, atol=1e-12 * np.abs(sigma).max()):
         raise ValueError("The FID statistics hold a covariance that is not symmetric.")
-    values, vectors = np.linalg.eigh(sigma)
+    values, basis = np.linalg.eigh(sigma) if vectors else (np.linalg.eigvalsh(sigma), None)
     if values.min() < -1e-6 * max(values.max(), 0.0):
         raise ValueError(f"The FID statistics hold a covariance with eigenvalue "
                          f"{values.min():.3g}: not positive semi-definite.")
-    return np.clip(values, 0.0, None), vectors
+    values = np.clip(values, 0.0, None)
+    return (values, basis) if vectors else values
 
 
 def kernel_inception_distance(features_a: np.ndarray, features_b: np.ndarray,

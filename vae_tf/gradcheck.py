@@ -158,8 +158,12 @@ def check_gradients(model, images, eps, step: float = DEFAULT_STEP) -> dict:
     shapes = [tuple(v.shape) for v in variables]
     sizes = [int(np.prod(shape)) for shape in shapes]
 
+    @tf.function
+    def objective():
+        return model.objective(images, training=True, eps=eps)[0]
+
     with tf.GradientTape() as tape:
-        value = tf.function(lambda: model.objective(images, training=True, eps=eps)[0])()
+        value = objective()
     grads = tape.gradient(value, variables)
 
     # Any number of points, one trace.
