@@ -15,7 +15,10 @@ as those references. The input pipeline (the --dataset's loader and
 --network_only times the encoder's and decoder's forward pass and weight gradients
 alone, without the loss, the optimizer or `fit` (with XLA under --jit_compile, as
 the training step): the ceiling for any training step of this network on
-TensorFlow's kernels.
+TensorFlow's kernels. --fraction times both, a repeat of each in turn in one process,
+and prints the training step's fraction of that ceiling.
+
+    python benchmarks/throughput.py --flagfile=flags/celeba.cfg --fraction --pipeline_batches=0
 """
 
 import os
@@ -50,10 +53,17 @@ def define_benchmark_flags():
                       "pass and weight gradients (no loss, no optimizer, no fit loop): the "
                       "ceiling that TensorFlow's kernels put on any training step of this "
                       "network.")
+    flags.DEFINE_bool("fraction", False, "Time the training step and the network-only "
+                      "pass in turn in one process, a repeat of each at a time, and print "
+                      "the training step's fraction of that ceiling: the median of the "
+                      "repeats' ratios, so that what else the machine runs cancels out.")
 
 
-def time_training_step(config, image_shape):
-    """Images/s of each repeat of `fit` on in-memory random images."""
+def training_step_timer(config, image_shape):
+    """A function that runs `fit` for --steps steps on in-memory random images and
+    returns their images/s, adding the process's CPU seconds and minor page faults
+    over them (what tells a starved or page-faulting run from a slow one) to its
+    `usage` list."""
     import keras
     import numpy as np
     import tensorflow as tf
@@ -72,36 +82,37 @@ def time_training_step(config, image_shape):
           .batch(config.batch_size, drop_remainder=True).prefetch(PREFETCH_BATCHES)
           .with_options(fixed_options()))  # the training pipeline's settings
 
-    class EpochTimes(keras.callbacks.Callback):
-        """Wall seconds of each epoch, and the process's CPU seconds and minor page
-        faults over them (what tells a starved or page-faulting run from a slow one)."""
-
-        def __init__(self):
-            super().__init__()
-            self.seconds, self.cpu, self.faults = [], 0.0, 0
+    class EpochTime(keras.callbacks.Callback):
+        """The epoch's wall seconds, CPU seconds and minor page faults, not counting
+        fit's set-up around it."""
 
         def on_epoch_begin(self, epoch, logs=None):
-            self.start, self.usage = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
+            self.start, self.before = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
 
         def on_epoch_end(self, epoch, logs=None):
-            self.seconds.append(time.perf_counter() - self.start)
-            usage = resource.getrusage(resource.RUSAGE_SELF)
-            self.cpu += (usage.ru_utime + usage.ru_stime
-                         - self.usage.ru_utime - self.usage.ru_stime)
-            self.faults += usage.ru_minflt - self.usage.ru_minflt
+            self.seconds = time.perf_counter() - self.start
+            after = resource.getrusage(resource.RUSAGE_SELF)
+            self.cpu = (after.ru_utime + after.ru_stime
+                        - self.before.ru_utime - self.before.ru_stime)
+            self.faults = after.ru_minflt - self.before.ru_minflt
 
     model.fit(ds, epochs=1, steps_per_epoch=FLAGS.warmup_steps, verbose=0, shuffle=False)
-    timer = EpochTimes()
-    model.fit(ds, epochs=FLAGS.repeats, steps_per_epoch=FLAGS.steps, verbose=0, shuffle=False,
-              callbacks=[timer])
-    steps = FLAGS.repeats * FLAGS.steps
-    print(f"per step: {1000 * sum(timer.seconds) / steps:.1f} ms wall, "
-          f"{1000 * timer.cpu / steps:.1f} ms CPU, {timer.faults / steps:.0f} minor page faults")
-    return [FLAGS.steps * config.batch_size / s for s in timer.seconds]
+    epoch = EpochTime()
+    usage = []
+
+    def timed_steps():
+        model.fit(ds, epochs=1, steps_per_epoch=FLAGS.steps, verbose=0, shuffle=False,
+                  callbacks=[epoch])
+        usage.append((epoch.seconds, epoch.cpu, epoch.faults))
+        return FLAGS.steps * config.batch_size / epoch.seconds
+
+    timed_steps.usage = usage
+    return timed_steps
 
 
-def time_network_only(config, image_shape):
-    """Images/s of each repeat of the networks' forward pass and weight gradients."""
+def network_only_timer(config, image_shape):
+    """A function that runs the networks' forward pass and weight gradients --steps
+    times and returns their images/s."""
     import tensorflow as tf
 
     from vae_tf import architectures, likelihoods
@@ -124,19 +135,25 @@ def time_network_only(config, image_shape):
     @tf.function(jit_compile=config.jit_compile)
     def gradients(x):
         with tf.GradientTape() as tape:
-            total = tf.reduce_sum(tf.cast(forward(x, training=True), tf.float32))
-        return tape.gradient(total, weights)
+            output = tf.cast(forward(x, training=True), tf.float32)
+            # Half the sum of squares, whose gradient is the output itself. Under a
+            # plain sum the gradient (ones) would not depend on the output, and
+            # TensorFlow's graph optimizer then pruned the last layer's forward pass
+            # and constant-folded its bias gradient: a ceiling above the network.
+            total = 0.5 * tf.reduce_sum(tf.square(output))
+        return total, tape.gradient(total, weights)
 
     for _ in range(FLAGS.warmup_steps):
         gradients(images)
-    rates = []
-    for _ in range(FLAGS.repeats):
+
+    def timed_steps():
         start = time.perf_counter()
         for _ in range(FLAGS.steps):
-            result = gradients(images)
-        result[0].numpy()  # waits for the last step
-        rates.append(FLAGS.steps * config.batch_size / (time.perf_counter() - start))
-    return rates
+            total, _ = gradients(images)
+        total.numpy()  # waits for the last step
+        return FLAGS.steps * config.batch_size / (time.perf_counter() - start)
+
+    return timed_steps
 
 
 def time_input_pipeline(config):
@@ -174,14 +191,30 @@ def main(argv):
           f"({resolve_precision(config.precision, config.jit_compile)}), "
           f"jit_compile {config.jit_compile}, strategy {config.strategy}; "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-    if FLAGS.network_only:
-        what, rates = "network_only", time_network_only(config, image_shape)
-    else:
-        what, rates = "train_step", time_training_step(config, image_shape)
-    print(f"{what} images_per_s per repeat: " + " ".join(f"{r:.1f}" for r in rates))
-    print(f"{what} images_per_s={statistics.median(rates):.1f} "
-          f"(median of {len(rates)} x {FLAGS.steps} steps; min {min(rates):.1f}, "
-          f"max {max(rates):.1f})")
+    timers = {}
+    if not FLAGS.network_only:
+        timers["train_step"] = training_step_timer(config, image_shape)
+    if FLAGS.network_only or FLAGS.fraction:
+        timers["network_only"] = network_only_timer(config, image_shape)
+    rates = {what: [] for what in timers}
+    for _ in range(FLAGS.repeats):
+        for what, timed_steps in timers.items():
+            rates[what].append(timed_steps())
+    for what, each in rates.items():
+        print(f"{what} images_per_s per repeat: " + " ".join(f"{r:.1f}" for r in each))
+        print(f"{what} images_per_s={statistics.median(each):.1f} "
+              f"(median of {len(each)} x {FLAGS.steps} steps; min {min(each):.1f}, "
+              f"max {max(each):.1f})")
+    if "train_step" in timers:
+        steps = FLAGS.repeats * FLAGS.steps
+        seconds, cpu, faults = (sum(u) for u in zip(*timers["train_step"].usage))
+        print(f"train_step per step: {1000 * seconds / steps:.1f} ms wall, "
+              f"{1000 * cpu / steps:.1f} ms CPU, {faults / steps:.0f} minor page faults")
+    if len(rates) == 2:
+        ratios = [t / n for t, n in zip(rates["train_step"], rates["network_only"])]
+        print(f"fraction_of_ceiling={statistics.median(ratios):.3f} (train_step / "
+              f"network_only, median of {len(ratios)} interleaved repeats; min "
+              f"{min(ratios):.3f}, max {max(ratios):.3f})")
     if FLAGS.pipeline_batches and not FLAGS.network_only:
         try:
             rate, source = time_input_pipeline(config)
