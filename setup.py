@@ -5,6 +5,8 @@ setup(
     version="0.1.0",
     description="Train variational autoencoders on image datasets with Keras 3 / TensorFlow.",
     packages=find_packages(include=["vae_tf", "vae_tf.*"]),
+    # The fused kernels' C++ source, compiled on first use (vae_tf/kernels).
+    package_data={"vae_tf.kernels": ["*.cc"]},
     python_requires=">=3.10",
     install_requires=[
         # The one TensorFlow package that runs everywhere (CPU; a GPU once CUDA's

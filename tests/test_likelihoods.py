@@ -2,13 +2,16 @@
 their scale weights, means, samples, descriptions, and the decoder width they set."""
 
 import math
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from conftest import tiny_config
-from vae_tf import architectures, likelihoods, losses
+from vae_tf import architectures, kernels, likelihoods, losses
 from vae_tf.config import ARCHITECTURES, RECON_LOSSES, SCALED_LOSSES
 from vae_tf.model import build_vae
 
@@ -194,14 +197,70 @@ def test_discretized_logistic_against_numpy_and_its_bins_sum_to_one():
         expected[i[0]] -= np.log(probs[int(round(x[i] * 255))])
     got = likelihood.nll(tf.constant(x), tf.constant(_logistic_output(h))).numpy()
     np.testing.assert_allclose(got, expected, rtol=1e-7)
+    # The training step's fused kernel (float64 here), 12 values a image: all of
+    # them in the kernel's last, partly filled step of 16.
+    assert kernels.library() is not None, "the fused kernel did not build here"
+    fused = likelihood.training_nll(tf.constant(x), tf.constant(_logistic_output(h))).numpy()
+    np.testing.assert_allclose(fused, expected, rtol=1e-7)
 
     # One pixel, every one of its 256 values: probabilities that sum to 1, also for a
     # scale far below a bin's width and a location outside [0, 1].
     for mean, log_s in ((0.3, -2.0), (0.5, -9.0), (1.2, -3.0), (-0.05, -4.0)):
         single = likelihoods.build(tiny_config(recon_loss="discretized_logistic"), (1, 1, 1))
         hh = tf.constant(np.tile(_logistic_output([[[[mean, log_s]]]]), (256, 1, 1, 1)))
-        p = np.exp(-single.nll(tf.constant(VALUES.reshape(256, 1, 1, 1)), hh).numpy())
-        assert p.sum() == pytest.approx(1.0, abs=1e-6), (mean, log_s, p.sum())
+        for nll in (single.nll, single.training_nll):
+            p = np.exp(-nll(tf.constant(VALUES.reshape(256, 1, 1, 1)), hh).numpy())
+            assert p.sum() == pytest.approx(1.0, abs=1e-6), (mean, log_s, p.sum())
+
+
+@pytest.mark.parametrize("dtype,shape,rtol", [("float64", (5, 7, 3), 1e-12),
+                                              ("float32", (32, 32, 3), 2e-6),
+                                              ("float32", (28, 28, 1), 2e-6)])
+def test_the_fused_kernel_is_the_likelihood_and_its_gradient(dtype, shape, rtol):
+    """The training step's kernel against TensorFlow's ops: values and the gradient
+    in h, with end bins, clamped log-scales and a size that is no multiple of 16."""
+    rng = np.random.default_rng(4)
+    likelihood = likelihoods.build(tiny_config(recon_loss="discretized_logistic"), shape)
+    assert likelihood.fused and kernels.library() is not None
+    x = (rng.integers(0, 256, (3, *shape)) / 255.0).astype(dtype)
+    x[:, 0, :] = 0.0
+    x[:, -1, :] = 1.0
+    h = rng.normal(scale=2.0, size=(3, *shape[:-1], 2 * shape[-1])).astype(dtype)
+    h[:, :, 0, shape[-1]:] = -9.0  # log-scales below the floor of -7
+    x, h = tf.constant(x), tf.constant(h)
+    weights = tf.constant([1.0, -2.0, 0.5], dtype)  # a different upstream per image
+    results = []
+    for nll in (likelihood.nll, likelihood.training_nll):
+        with tf.GradientTape() as tape:
+            tape.watch(h)
+            value = nll(x, h)
+            total = tf.reduce_sum(weights * value)
+        results.append((value.numpy(), tape.gradient(total, h).numpy()))
+    (value, grad), (fused_value, fused_grad) = results
+    np.testing.assert_allclose(fused_value, value, rtol=rtol)
+    np.testing.assert_allclose(fused_grad, grad, rtol=rtol * 10, atol=rtol * np.abs(grad).max())
+    assert np.all(fused_grad[:, :, 0, shape[-1]:] == 0.0)  # clamped: no gradient
+    assert np.abs(grad).max() > 0.1
+
+
+def test_without_a_compiler_training_falls_back_to_tensorflows_ops(tmp_path):
+    code = ("import tensorflow as tf\n"
+            "from conftest import tiny_config\n"
+            "from vae_tf import kernels, likelihoods\n"
+            "lik = likelihoods.build(tiny_config(recon_loss='discretized_logistic'), (4, 4, 3))\n"
+            "x = tf.fill((2, 4, 4, 3), 0.5); h = tf.fill((2, 4, 4, 6), 0.1)\n"
+            "print('library', kernels.library())\n"
+            "print('equal', bool(tf.reduce_all(lik.training_nll(x, h) == lik.nll(x, h))))\n")
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=os.path.dirname(__file__), capture_output=True,
+        text=True, timeout=300,
+        env=dict(os.environ, CXX="/nonexistent/g++", VAE_TF_KERNEL_CACHE=str(tmp_path)))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "library None" in result.stdout and "equal True" in result.stdout
+    assert ("vae_tf's fused likelihood kernel is unavailable (no C++ compiler "
+            "'/nonexistent/g++' (install g++, or set $CXX)); the training step uses "
+            "TensorFlow's ops for it") in result.stderr
+    assert os.listdir(tmp_path) == []  # nothing half-built left behind
 
 
 def _mixture_numpy(x, h, k):

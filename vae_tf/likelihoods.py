@@ -21,7 +21,7 @@ from typing import Tuple
 import keras
 import tensorflow as tf
 
-from vae_tf import losses
+from vae_tf import kernels, losses
 from vae_tf.config import Config
 
 
@@ -58,6 +58,12 @@ class Likelihood(keras.layers.Layer):
     def nll(self, x, h):
         """-log p(x | h) per example [batch], summed over pixels (nats)."""
         raise NotImplementedError
+
+    def training_nll(self, x, h):
+        """`nll` as the training step computes it: the same function, by default with
+        the same ops. A likelihood with a fused kernel (vae_tf.kernels) uses it here,
+        in the one computation that is never exported."""
+        return self.nll(x, h)
 
     def mean(self, h):
         """The mean image, in [0, 1]."""
@@ -235,6 +241,16 @@ class DiscretizedLogistic(Likelihood):
     discrete = True
     levels = 256
 
+    def __init__(self, image_shape, fused: bool = False, **kwargs):
+        super().__init__(image_shape, **kwargs)
+        self.fused = fused
+
+    @classmethod
+    def from_settings(cls, config, image_shape):
+        # XLA cannot compile a custom op, and fuses TensorFlow's ops by itself.
+        return cls(image_shape, fused=config.fused_likelihood and not config.jit_compile,
+                   name="likelihood")
+
     @classmethod
     def describe(cls, config):
         return ("discretized logistic on 8-bit pixels (a probability: discrete; "
@@ -252,12 +268,23 @@ class DiscretizedLogistic(Likelihood):
         return -losses.sum_per_example(
             _discretized_logistic_log_prob(tf.cast(x, h.dtype), mean, log_s))
 
+    def training_nll(self, x, h):
+        nll = None
+        if self.fused and x.shape.rank == h.shape.rank:
+            nll = kernels.discretized_logistic_nll(
+                tf.cast(x, h.dtype), h, bins=_BINS, location_offset=LOCATION_OFFSET,
+                log_scale_offset=LOG_SCALE_OFFSET, log_scale_min=_LOG_S_MIN)
+        return self.nll(x, h) if nll is None else nll
+
     def mean(self, h):
         return tf.clip_by_value(self._params(h)[0], 0.0, 1.0)
 
     def sample(self, h, seed):
         mean, log_s = self._params(h)
         return _quantize(mean + tf.exp(log_s) * _logistic_noise(tf.shape(mean), seed, h.dtype))
+
+    def get_config(self):
+        return {**super().get_config(), "fused": self.fused}
 
 
 class DiscretizedMixLogistic(Likelihood):

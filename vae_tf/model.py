@@ -177,7 +177,8 @@ class VAE(keras.Model):
 
     def log_likelihood(self, images, z, training=False):
         """log p(x|z) per example [batch], summed over pixels (nats)."""
-        return -self.likelihood.nll(images, self.decoder_output(z, training=training))
+        nll = self.likelihood.training_nll if training else self.likelihood.nll
+        return -nll(images, self.decoder_output(z, training=training))
 
     def noise(self, shape):
         """Standard-normal noise of `shape` from the model's seeded generator.
@@ -419,7 +420,8 @@ class HierarchicalVAE(VAE):
             images = tf.repeat(images, num, axis=0)
         params, kl_groups, log_ratio = self.top_down.run(
             tf.shape(images)[0], features=features, draw=draw, training=training)
-        return -self.likelihood.nll(images, params), kl_groups, log_ratio
+        nll = self.likelihood.training_nll if training else self.likelihood.nll
+        return -nll(images, params), kl_groups, log_ratio
 
     def elbo_terms(self, images, training=False, eps=None):
         """-log p(x|z) [batch] and the KL per group [batch, groups], each group's KL

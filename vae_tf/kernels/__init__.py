@@ -1,0 +1,125 @@
+"""Fused CPU kernels of the training step, built from their C++ source on first use.
+
+TensorFlow runs an element-wise formula as one kernel per operation, each a pass
+over memory; for a likelihood of 8-bit pixels that is some forty passes over the
+decoder's output for the loss and its gradient. The C++ kernels here make one.
+
+A kernel is compiled with the machine's C++ compiler (`$CXX`, else g++) against the
+installed TensorFlow's headers, for this CPU (-march=native), into
+`$VAE_TF_KERNEL_CACHE` (default: ~/.cache/vae_tf/kernels): once per machine,
+TensorFlow version and source, in about 20 s. Where it cannot be built or loaded,
+`library()` says why once and returns None, and the caller uses TensorFlow's ops.
+
+They serve the training step only: a SavedModel that held one could not be served
+without the library, so the export, evaluation and the grids use TensorFlow's ops.
+"""
+
+import fcntl
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+
+from absl import logging
+
+_SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "discretized_logistic.cc")
+_loaded = {}
+
+
+def cache_dir() -> str:
+    default = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"),
+                           "vae_tf", "kernels")
+    return os.environ.get("VAE_TF_KERNEL_CACHE") or default
+
+
+def _cpu_flags() -> str:
+    """The CPU's feature flags: a library built with -march=native runs only on them."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((line for line in f if line.startswith("flags")), "")
+    except OSError:
+        return ""
+
+
+def _build(path: str, command) -> None:
+    """Compiles into `path`, once however many processes ask at the same time."""
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+    except OSError as e:
+        raise RuntimeError(f"cannot write its cache {os.path.dirname(path)}: {e.strerror}")
+    with open(path + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another process may be building it
+        if os.path.exists(path):
+            return
+        logging.info("Building vae_tf's fused likelihood kernel for this machine (once, "
+                     "about 20 s): %s", path)
+        handle, partial = tempfile.mkstemp(suffix=".so", dir=os.path.dirname(path))
+        os.close(handle)
+        try:
+            result = subprocess.run([*command, "-o", partial], capture_output=True, text=True)
+            if result.returncode != 0:
+                errors = [line for line in result.stderr.splitlines() if "error" in line]
+                raise RuntimeError(f"{command[0]} failed with status {result.returncode}: "
+                                   + (errors or result.stderr.splitlines() or ["no message"])[0])
+            os.replace(partial, path)  # whole or not at all, for the next process
+        finally:
+            if os.path.exists(partial):
+                os.remove(partial)
+
+
+def library():
+    """The loaded kernel library (its ops as attributes), or None where it cannot be
+    built or loaded here (the reason logged once)."""
+    if "library" in _loaded:
+        return _loaded["library"]
+    import tensorflow as tf
+
+    compiler = os.environ.get("CXX", "g++")
+    command = [compiler, "-shared", "-fPIC", "-O3", "-march=native",
+               *tf.sysconfig.get_compile_flags(), _SOURCE, *tf.sysconfig.get_link_flags()]
+    with open(_SOURCE, "rb") as f:
+        source = f.read()
+    key = hashlib.sha256(b"\0".join([source, tf.__version__.encode(), " ".join(command).encode(),
+                                     _cpu_flags().encode()])).hexdigest()[:16]
+    path = os.path.join(cache_dir(), f"discretized_logistic-{key}.so")
+    try:
+        if not os.path.exists(path):
+            if shutil.which(compiler) is None:
+                return _unavailable(f"no C++ compiler {compiler!r} (install g++, or set $CXX)")
+            _build(path, command)
+        _loaded["library"] = tf.load_op_library(path)
+    except (OSError, RuntimeError, tf.errors.OpError) as e:
+        _unavailable(str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)
+    return _loaded["library"]
+
+
+def _unavailable(reason: str) -> None:
+    logging.warning("vae_tf's fused likelihood kernel is unavailable (%s); the training "
+                    "step uses TensorFlow's ops for it, about 3x slower.", reason)
+    _loaded["library"] = None
+    return None
+
+
+def discretized_logistic_nll(x, h, *, bins, location_offset, log_scale_offset, log_scale_min):
+    """-log p(x | h) per image [N] of the discretized logistic, differentiable in h,
+    or None where the kernel is unavailable. x [N, ..., C], h [N, ..., 2C] (the
+    locations, then the raw log-scales, of each pixel), float32 or float64."""
+    lib = library()
+    if lib is None:
+        return None
+    import tensorflow as tf
+
+    @tf.custom_gradient
+    def nll(h):
+        value, grad = lib.vae_tf_discretized_logistic_nll(
+            x, h, bins=bins, location_offset=location_offset,
+            log_scale_offset=log_scale_offset, log_scale_min=log_scale_min)
+
+        def backward(upstream):
+            # nll[n] depends on image n's parameters only.
+            return tf.reshape(upstream, [-1] + [1] * (h.shape.rank - 1)) * grad
+
+        return value, backward
+
+    return nll(h)
