@@ -1,7 +1,8 @@
 """The optimizer of a run: Adam with the learning-rate schedule, gradient clipping
 and the moving average of the weights that the Config asks for.
 
-Everything here is Keras' own: `keras.optimizers.schedules.CosineDecay` (with its
+Everything here is Keras' own (Adam's update in TensorFlow's fused kernel):
+`keras.optimizers.schedules.CosineDecay` (with its
 linear warm-up), the optimizer's `global_clipnorm`, and its `use_ema`, whose
 averages `EMAWeights` swaps into the model for evaluation, the grids, the
 checkpoints and the export. Skipping outlier updates lives in the model's
@@ -9,6 +10,7 @@ train_step, which sees the gradients' norm.
 """
 
 import keras
+import tensorflow as tf
 
 from vae_tf.config import Config
 
@@ -29,9 +31,34 @@ def learning_rate(config: Config, total_steps: int = None):
         alpha=0.0 if config.lr_decay == "cosine" else 1.0)
 
 
+class FusedAdam(keras.optimizers.Adam):
+    """Keras' Adam, each variable's update made by TensorFlow's fused kernel
+    (`ResourceApplyAdam`) in one pass over the variable and its two moments, where
+    Keras' `update_step` runs thirteen element-wise ops, each a pass over memory.
+    The formula is the same: m += (g - m)(1 - beta_1), v += (g^2 - v)(1 - beta_2),
+    w -= lr sqrt(1 - beta_2^t) / (1 - beta_1^t) m / (sqrt(v) + epsilon). Its state is
+    Keras' own (the moments, the iteration count), so checkpoints do not change.
+    """
+
+    def update_step(self, gradient, variable, learning_rate):
+        if self.amsgrad:
+            return super().update_step(gradient, variable, learning_rate)
+        dtype = variable.dtype
+        index = self._get_variable_index(variable)
+        step = tf.cast(self.iterations + 1, dtype)
+        # tf.constant, not tf.cast: a Python float cast to float64 passes float32 first.
+        beta_1, beta_2 = tf.constant(self.beta_1, dtype), tf.constant(self.beta_2, dtype)
+        tf.raw_ops.ResourceApplyAdam(
+            var=variable.handle, m=self._momentums[index].handle,
+            v=self._velocities[index].handle, beta1_power=tf.pow(beta_1, step),
+            beta2_power=tf.pow(beta_2, step), lr=tf.cast(learning_rate, dtype),
+            beta1=beta_1, beta2=beta_2, epsilon=tf.constant(self.epsilon, dtype),
+            grad=tf.cast(gradient, dtype))
+
+
 def build(config: Config, total_steps: int = None) -> keras.optimizers.Optimizer:
     """Adam as the Config sets it up; `total_steps` (the run's length) ends the decay."""
-    return keras.optimizers.Adam(
+    return FusedAdam(
         learning_rate(config, total_steps),
         global_clipnorm=config.grad_clip or None,
         use_ema=config.ema_momentum > 0,
