@@ -14,6 +14,13 @@ from vae_tf import faults
 from vae_tf.errors import UserError
 
 
+def cache_dir() -> str:
+    """Where vae_tf keeps what it can build again (the image cache, the fused
+    kernels): $XDG_CACHE_HOME/vae_tf, or ~/.cache/vae_tf."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "vae_tf")
+
+
 @contextlib.contextmanager
 def atomic_path(path: str):
     """Yields a temporary name beside `path` to write to; when the block ends

@@ -269,12 +269,13 @@ class DiscretizedLogistic(Likelihood):
             _discretized_logistic_log_prob(tf.cast(x, h.dtype), mean, log_s))
 
     def training_nll(self, x, h):
-        nll = None
-        if self.fused and x.shape.rank == h.shape.rank:
+        if self.fused:
             nll = kernels.discretized_logistic_nll(
                 tf.cast(x, h.dtype), h, bins=_BINS, location_offset=LOCATION_OFFSET,
                 log_scale_offset=LOG_SCALE_OFFSET, log_scale_min=_LOG_S_MIN)
-        return self.nll(x, h) if nll is None else nll
+            if nll is not None:
+                return nll
+        return self.nll(x, h)
 
     def mean(self, h):
         return tf.clip_by_value(self._params(h)[0], 0.0, 1.0)

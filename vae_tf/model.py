@@ -177,8 +177,13 @@ class VAE(keras.Model):
 
     def log_likelihood(self, images, z, training=False):
         """log p(x|z) per example [batch], summed over pixels (nats)."""
+        return -self._nll(images, self.decoder_output(z, training=training), training)
+
+    def _nll(self, images, params, training):
+        """-log p(x | params): in the training step by the likelihood's training_nll
+        (a fused kernel where it has one), elsewhere by the exported ops."""
         nll = self.likelihood.training_nll if training else self.likelihood.nll
-        return -nll(images, self.decoder_output(z, training=training))
+        return nll(images, params)
 
     def noise(self, shape):
         """Standard-normal noise of `shape` from the model's seeded generator.
@@ -420,8 +425,7 @@ class HierarchicalVAE(VAE):
             images = tf.repeat(images, num, axis=0)
         params, kl_groups, log_ratio = self.top_down.run(
             tf.shape(images)[0], features=features, draw=draw, training=training)
-        nll = self.likelihood.training_nll if training else self.likelihood.nll
-        return -nll(images, params), kl_groups, log_ratio
+        return -self._nll(images, params, training), kl_groups, log_ratio
 
     def elbo_terms(self, images, training=False, eps=None):
         """-log p(x|z) [batch] and the KL per group [batch, groups], each group's KL

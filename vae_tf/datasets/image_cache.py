@@ -31,7 +31,7 @@ import tensorflow as tf
 from absl import logging
 from tqdm import tqdm  # a tensorflow-datasets dependency
 
-from vae_tf import faults
+from vae_tf import faults, files
 from vae_tf.datasets.base import ImageData
 from vae_tf.datasets.pipeline import PARALLEL_CALLS
 from vae_tf.datasets.preprocess import BadImage, Transform, decode
@@ -44,11 +44,6 @@ REPORT_NAMES = 5  # file names quoted in the skipped-files log line
 
 # (name shown in reports, function returning the file's bytes)
 Item = Tuple[str, Callable[[], bytes]]
-
-
-def default_cache_dir() -> str:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "vae_tf")
 
 
 @dataclasses.dataclass
@@ -117,7 +112,7 @@ def open_or_build(dataset: str, fingerprint: dict, transform: Transform,
     source, which the key already covers). Raises UserError when the cache folder is
     unusable or no readable image is left in the train or test split.
     """
-    root = cache_dir or default_cache_dir()
+    root = cache_dir or files.cache_dir()
     path = os.path.join(root, f"{dataset}-{cache_key(dataset, fingerprint, transform)}")
     cache = _open(path)
     if cache is None:

@@ -6,7 +6,7 @@ decoder's output for the loss and its gradient. The C++ kernels here make one.
 
 A kernel is compiled with the machine's C++ compiler (`$CXX`, else g++) against the
 installed TensorFlow's headers, for this CPU (-march=native), into
-`$VAE_TF_KERNEL_CACHE` (default: ~/.cache/vae_tf/kernels): once per machine,
+`$VAE_TF_KERNEL_CACHE` (default: `kernels/` in `files.cache_dir()`): once per machine,
 TensorFlow version and source, in about 20 s. Where it cannot be built or loaded,
 `library()` says why once and returns None, and the caller uses TensorFlow's ops.
 
@@ -15,22 +15,18 @@ without the library, so the export, evaluation and the grids use TensorFlow's op
 """
 
 import fcntl
+import functools
 import hashlib
 import os
 import shutil
 import subprocess
-import tempfile
 
 from absl import logging
 
+from vae_tf import files
+from vae_tf.errors import UserError
+
 _SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "discretized_logistic.cc")
-_loaded = {}
-
-
-def cache_dir() -> str:
-    default = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"),
-                           "vae_tf", "kernels")
-    return os.environ.get("VAE_TF_KERNEL_CACHE") or default
 
 
 def _cpu_flags() -> str:
@@ -44,35 +40,30 @@ def _cpu_flags() -> str:
 
 def _build(path: str, command) -> None:
     """Compiles into `path`, once however many processes ask at the same time."""
+    folder = os.path.dirname(path)
     try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
+        os.makedirs(folder, exist_ok=True)
+        lock = open(path + ".lock", "w")
     except OSError as e:
-        raise RuntimeError(f"cannot write its cache {os.path.dirname(path)}: {e.strerror}")
-    with open(path + ".lock", "w") as lock:
+        raise files.write_error(folder, e.strerror or str(e)) from None
+    with lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another process may be building it
         if os.path.exists(path):
             return
         logging.info("Building vae_tf's fused likelihood kernel for this machine (once, "
                      "about 20 s): %s", path)
-        handle, partial = tempfile.mkstemp(suffix=".so", dir=os.path.dirname(path))
-        os.close(handle)
-        try:
+        with files.atomic_path(path) as partial:  # whole or not at all
             result = subprocess.run([*command, "-o", partial], capture_output=True, text=True)
             if result.returncode != 0:
                 errors = [line for line in result.stderr.splitlines() if "error" in line]
                 raise RuntimeError(f"{command[0]} failed with status {result.returncode}: "
                                    + (errors or result.stderr.splitlines() or ["no message"])[0])
-            os.replace(partial, path)  # whole or not at all, for the next process
-        finally:
-            if os.path.exists(partial):
-                os.remove(partial)
 
 
+@functools.cache
 def library():
     """The loaded kernel library (its ops as attributes), or None where it cannot be
     built or loaded here (the reason logged once)."""
-    if "library" in _loaded:
-        return _loaded["library"]
     import tensorflow as tf
 
     compiler = os.environ.get("CXX", "g++")
@@ -82,22 +73,21 @@ def library():
         source = f.read()
     key = hashlib.sha256(b"\0".join([source, tf.__version__.encode(), " ".join(command).encode(),
                                      _cpu_flags().encode()])).hexdigest()[:16]
-    path = os.path.join(cache_dir(), f"discretized_logistic-{key}.so")
+    folder = os.environ.get("VAE_TF_KERNEL_CACHE") or os.path.join(files.cache_dir(), "kernels")
+    path = os.path.join(folder, f"discretized_logistic-{key}.so")
     try:
         if not os.path.exists(path):
             if shutil.which(compiler) is None:
                 return _unavailable(f"no C++ compiler {compiler!r} (install g++, or set $CXX)")
             _build(path, command)
-        _loaded["library"] = tf.load_op_library(path)
-    except (OSError, RuntimeError, tf.errors.OpError) as e:
-        _unavailable(str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)
-    return _loaded["library"]
+        return tf.load_op_library(path)
+    except (OSError, RuntimeError, UserError, tf.errors.OpError) as e:
+        return _unavailable(str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__)
 
 
 def _unavailable(reason: str) -> None:
     logging.warning("vae_tf's fused likelihood kernel is unavailable (%s); the training "
                     "step uses TensorFlow's ops for it, about 3x slower.", reason)
-    _loaded["library"] = None
     return None
 
 
