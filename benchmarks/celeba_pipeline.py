@@ -23,12 +23,12 @@ from absl import app, flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from vae_tf.tfenv import set_tensorflow_defaults  # noqa: E402
+from vae_tf.run.tfenv import set_tensorflow_defaults  # noqa: E402
 
 set_tensorflow_defaults()  # before TensorFlow loads, as every command does
 from vae_tf import datasets  # noqa: E402
 from vae_tf.datasets.pipeline import make_batches  # noqa: E402
-from vae_tf.flags import config_from_flags, define_flags  # noqa: E402
+from vae_tf.flag_defs import config_from_flags, define_flags  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 flags.DEFINE_integer("steps", 30, "Training steps timed (after a warm-up of 5).", lower_bound=1)
@@ -43,7 +43,7 @@ def images_per_second(batches, batch_size: int) -> float:
 def main(argv):
     import keras
     import tensorflow as tf
-    from vae_tf.model import build_vae
+    from vae_tf.models.vae import build_vae
 
     cache_dir = tempfile.mkdtemp(prefix="vae_tf_bench_cache_")
     try:

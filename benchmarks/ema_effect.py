@@ -15,14 +15,16 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from vae_tf.tfenv import import_tensorflow  # noqa: E402
+from vae_tf.run.tfenv import import_tensorflow  # noqa: E402
 
 
 def main(path):
     import_tensorflow()
-    from vae_tf import datasets, optimizer, rundir
+    from vae_tf import datasets
+    from vae_tf.models import optimizer
+    from vae_tf.run import rundir
     from vae_tf.datasets.pipeline import make_batches
-    from vae_tf.model import load_vae
+    from vae_tf.models.vae import load_vae
 
     run = rundir.RunDir(path)
     config = run.read_config()

@@ -17,7 +17,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from vae_tf import likelihoods, rundir  # noqa: E402
+from vae_tf.models import likelihoods  # noqa: E402
+from vae_tf.run import rundir
 
 
 def bits_per_dim(loss: float, config, dims: int) -> str:

@@ -16,10 +16,10 @@ from absl import app
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from vae_tf.tfenv import set_tensorflow_defaults  # noqa: E402
+from vae_tf.run.tfenv import set_tensorflow_defaults  # noqa: E402
 
 set_tensorflow_defaults()  # before TensorFlow loads, as every command does
-from vae_tf.flags import config_from_flags, define_flags  # noqa: E402
+from vae_tf.flag_defs import config_from_flags, define_flags  # noqa: E402
 from vae_tf import train  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

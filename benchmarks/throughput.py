@@ -31,12 +31,12 @@ from absl import app, flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from vae_tf.tfenv import resolve_precision, set_tensorflow_defaults  # noqa: E402
+from vae_tf.run.tfenv import resolve_precision, set_tensorflow_defaults  # noqa: E402
 
 set_tensorflow_defaults()  # before TensorFlow loads, as every command does
 from vae_tf.config import IMAGE_FILE_DATASETS  # noqa: E402
 from vae_tf.errors import UserError  # noqa: E402
-from vae_tf.flags import config_from_flags, define_flags  # noqa: E402
+from vae_tf.flag_defs import config_from_flags, define_flags  # noqa: E402
 
 FLAGS = flags.FLAGS
 
@@ -68,9 +68,9 @@ def training_step_timer(config, image_shape):
     import numpy as np
     import tensorflow as tf
 
-    from vae_tf import distribute
+    from vae_tf.models import distribute
     from vae_tf.datasets.pipeline import PREFETCH_BATCHES, fixed_options
-    from vae_tf.model import build_vae
+    from vae_tf.models.vae import build_vae
 
     strategy = distribute.make_strategy(config.strategy)
     keras.utils.set_random_seed(config.seed)
@@ -115,8 +115,8 @@ def network_only_timer(config, image_shape):
     times and returns their images/s."""
     import tensorflow as tf
 
-    from vae_tf import architectures, likelihoods
-    from vae_tf.model import build_vae, compute_precision
+    from vae_tf.models import architectures, likelihoods
+    from vae_tf.models.vae import build_vae, compute_precision
 
     if config.architecture == "hierarchical":
         # Bottom-up and top-down paths with every group at its posterior mean.

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from vae_tf.tfenv import set_tensorflow_defaults  # noqa: E402  (imports no TensorFlow)
+from vae_tf.run.tfenv import set_tensorflow_defaults  # noqa: E402  (imports no TensorFlow)
 
 # Before any test imports TensorFlow: the same environment as the commands.
 set_tensorflow_defaults()

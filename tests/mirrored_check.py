@@ -24,7 +24,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from vae_tf.config import Config  # noqa: E402
-from vae_tf.model import VAE, build_vae  # noqa: E402
+from vae_tf.models.vae import VAE, build_vae  # noqa: E402
 
 SHAPE = (16, 16, 1)
 BATCH = 8

@@ -5,9 +5,9 @@ import numpy as np
 import tensorflow as tf
 
 from vae_tf.config import Config
-from vae_tf.model import load_vae
+from vae_tf.models.vae import load_vae
 from vae_tf.train import run
-from vae_tf.trained import TrainedRun
+from vae_tf.views.trained import TrainedRun
 
 
 def test_train_load_and_use_a_run_from_python(tmp_path):

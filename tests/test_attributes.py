@@ -9,7 +9,8 @@ import pytest
 from PIL import Image
 
 from conftest import CELEBA_DIR, copy_celeba_images, error_line, require_dir, run_module
-from vae_tf import latent, train
+from vae_tf import train
+from vae_tf.views import latent
 from vae_tf.config import Config
 from vae_tf.datasets import celeba
 from vae_tf.datasets.preprocess import Transform, decode
@@ -38,7 +39,7 @@ def celeba_run(tmp_path_factory):
 
 
 def test_test_images_get_their_own_attributes(celeba_run):
-    from vae_tf.trained import TrainedRun
+    from vae_tf.views.trained import TrainedRun
 
     root, run_dir, test_names = celeba_run
     run = TrainedRun(run_dir)

@@ -45,7 +45,7 @@ def test_reference_prints_a_positive_rate(script):
 
 
 def project_params(size, channels, latent) -> int:
-    from vae_tf.architectures import build_decoder, build_encoder
+    from vae_tf.models.architectures import build_decoder, build_encoder
     from vae_tf.config import Config
     config = Config(dataset="synthetic", architecture="conv", conv_channels=channels,
                     kernel_size=4, latent_dim=latent)

@@ -73,7 +73,7 @@ COMMAND_MODULES = ("train", "evaluate", "sample", "reconstruct", "interpolate", 
 def test_no_tensorflow_before_flags_are_parsed():
     # Importing the package, its TF-free modules and every command's module loads no
     # TensorFlow, so a bad flag is reported without TensorFlow's start-up.
-    code = ("import sys, vae_tf.config, vae_tf.rundir, vae_tf.flags, vae_tf.cli, vae_tf.files\n"
+    code = ("import sys, vae_tf.config, vae_tf.run.rundir, vae_tf.flag_defs, vae_tf.cli, vae_tf.run.files\n"
             f"for name in {COMMAND_MODULES!r}:\n"
             "    __import__('vae_tf.' + name)\n"
             "loaded = sorted(m for m in sys.modules if m.split('.')[0] in "

@@ -9,7 +9,7 @@ from absl import flags
 
 from conftest import REPO
 from vae_tf.config import Config
-from vae_tf.flags import config_from_flags, define_flags
+from vae_tf.flag_defs import config_from_flags, define_flags
 
 
 def _parse(*argv):

@@ -21,7 +21,7 @@ EPOCHS = 3
 TINY = ["--dataset=folder", "--image_size=16", "--channels=1", f"--epochs={EPOCHS}",
         "--steps_per_epoch=4", "--eval_steps=1", "--batch_size=8", "--latent_dim=2",
         "--conv_channels=4,8", "--grid_size=2", "--recon_loss=gaussian"]
-# Where the crash test kills the run (VAE_TF_KILL_AT, see vae_tf/faults.py), in the
+# Where the crash test kills the run (VAE_TF_KILL_AT, see vae_tf/run/faults.py), in the
 # order a run reaches them. Counts (@n) are per process: a restarted process counts
 # again from its own start.
 KILL_POINTS = [

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-from vae_tf import rundir
+from vae_tf.run import rundir
 
 
 @pytest.mark.parametrize("architecture", ["conv", "hierarchical"])

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import error_line, run_module, tiny_config
 from vae_tf import evaluate, train
-from vae_tf.trained import TrainedRun
+from vae_tf.views.trained import TrainedRun
 
 
 def test_iwae_bound_is_below_the_elbo_and_tightens_with_k(binarized_run):

@@ -12,7 +12,7 @@ import pytest
 from scipy import linalg
 
 from conftest import error_line, run_module
-from vae_tf import fid, inception
+from vae_tf.views import fid, inception
 from vae_tf.datasets.base import network_available
 
 
@@ -140,7 +140,7 @@ def _direct_fid(a, b):
 
 def test_fid_pipeline_on_a_tiny_network_of_the_inception_interface(binarized_run, tiny_network,
                                                                     tmp_path):
-    from vae_tf.trained import TrainedRun
+    from vae_tf.views.trained import TrainedRun
 
     pb, tgz = tiny_network
     run = TrainedRun(binarized_run)

@@ -11,7 +11,7 @@ from PIL import Image
 from conftest import FREY_DIR, REPO, require_dir, tiny_config
 from vae_tf import datasets, train
 from vae_tf.errors import UserError
-from vae_tf.flags import config_from_flags, define_flags
+from vae_tf.flag_defs import config_from_flags, define_flags
 
 
 @pytest.fixture

@@ -7,8 +7,9 @@ import tensorflow as tf
 
 from conftest import run_module
 from vae_tf.config import ARCHITECTURES
-from vae_tf import gradcheck, likelihoods
-from vae_tf import model as model_lib
+from vae_tf import gradcheck
+from vae_tf.models import likelihoods
+from vae_tf.models import vae as model_lib
 
 
 class WrongGradient(keras.layers.Layer):

@@ -13,9 +13,10 @@ import pytest
 import tensorflow as tf
 
 from conftest import run_module, tiny_config
-from vae_tf import evaluate, gradcheck, hierarchical, train
-from vae_tf.model import build_vae, load_vae
-from vae_tf.trained import TrainedRun
+from vae_tf import evaluate, gradcheck, train
+from vae_tf.models import hierarchical
+from vae_tf.models.vae import build_vae, load_vae
+from vae_tf.views.trained import TrainedRun
 
 
 def _config(**changes):

@@ -10,8 +10,9 @@ import pytest
 from PIL import Image
 
 from conftest import error_line, run_module, tiny_config
-from vae_tf import latent, pictures, train
-from vae_tf.trained import TrainedRun
+from vae_tf import train
+from vae_tf.views import latent, pictures
+from vae_tf.views.trained import TrainedRun
 from vae_tf.errors import UserError
 
 PAD, SIDE = 2, 28  # images.make_grid's padding; the synthetic images' side
@@ -118,7 +119,7 @@ def test_scatter_by_tsne_and_umap_beside_a_second_run(moved_run, tmp_path):
 
 
 def test_projections_are_seeded_and_keep_clusters():
-    from vae_tf import embedding
+    from vae_tf.views import embedding
 
     rng = np.random.default_rng(0)
     centres = rng.normal(size=(3, 8)) * 10

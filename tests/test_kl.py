@@ -6,8 +6,8 @@ import pytest
 import tensorflow as tf
 
 from conftest import tiny_config
-from vae_tf import kl, losses
-from vae_tf.model import build_vae
+from vae_tf.models import kl, losses
+from vae_tf.models.vae import build_vae
 
 
 def _weights(config, steps, total_steps=None):

@@ -11,9 +11,9 @@ import pytest
 import tensorflow as tf
 
 from conftest import tiny_config
-from vae_tf import architectures, kernels, likelihoods, losses
+from vae_tf.models import architectures, kernels, likelihoods, losses
 from vae_tf.config import ARCHITECTURES, RECON_LOSSES, SCALED_LOSSES
-from vae_tf.model import build_vae
+from vae_tf.models.vae import build_vae
 
 SHAPE = (5, 4, 2)
 

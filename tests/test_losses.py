@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from vae_tf import losses
+from vae_tf.models import losses
 
 
 def test_kl_of_known_gaussians():

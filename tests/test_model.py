@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from conftest import tiny_config
 from vae_tf.datasets import mnist
-from vae_tf.model import build_vae
+from vae_tf.models.vae import build_vae
 
 
 def _numpy_neg_elbo(model, image, eps):
@@ -58,7 +58,7 @@ def test_learned_scale_shapes_and_training_metrics():
 
 
 def test_kl_warmup_is_linear():
-    from vae_tf.kl import weight_schedule
+    from vae_tf.models.kl import weight_schedule
     schedule = weight_schedule(tiny_config(kl_weight=2.0, kl_warmup_steps=100))
     got = [float(schedule(s)) for s in (0, 25, 100, 500)]
     np.testing.assert_allclose(got, [0.0, 0.5, 2.0, 2.0])

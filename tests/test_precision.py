@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import tiny_config
-from vae_tf.model import VAE, build_vae
+from vae_tf.models.vae import VAE, build_vae
 
 SHAPE = (16, 16, 1)
 

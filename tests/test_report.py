@@ -16,7 +16,7 @@ from PIL import Image
 
 from conftest import run_module, tiny_config
 from vae_tf import report, train
-from vae_tf.latent import active_units
+from vae_tf.views.latent import active_units
 from vae_tf.errors import UserError
 
 CHROMIUM = "/usr/bin/chromium"

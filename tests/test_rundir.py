@@ -8,7 +8,8 @@ import sys
 import pytest
 
 from conftest import REPO, error_line, run_module, tiny_config
-from vae_tf import rundir, train
+from vae_tf import train
+from vae_tf.run import rundir
 from vae_tf.errors import UserError
 
 HEADER = "epoch,kl,loss\n"

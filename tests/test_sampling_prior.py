@@ -7,8 +7,9 @@ import pytest
 import tensorflow as tf
 
 from conftest import run_module, tiny_config
-from vae_tf import datasets, latent, train
-from vae_tf.trained import TrainedRun
+from vae_tf import datasets, train
+from vae_tf.views import latent
+from vae_tf.views.trained import TrainedRun
 
 
 def test_fitted_gaussian_is_the_aggregate_posteriors_moments():
@@ -61,7 +62,7 @@ def test_the_export_holds_the_gaussian_of_the_training_codes(fitted_run):
 
 
 def test_each_epochs_checkpoint_carries_that_epochs_fit(fitted_run):
-    from vae_tf.model import load_vae
+    from vae_tf.models.vae import load_vae
 
     _, run_dir = fitted_run
     exported = TrainedRun(run_dir).signatures["sampling_prior"]()["scale_tril"].numpy()

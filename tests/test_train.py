@@ -13,7 +13,8 @@ import pytest
 from PIL import Image
 
 from conftest import REPO, run_module, tiny_config
-from vae_tf import rundir, train
+from vae_tf import train
+from vae_tf.run import rundir
 from vae_tf.config import Config
 from vae_tf.datasets.base import ImageData
 from vae_tf.errors import UserError

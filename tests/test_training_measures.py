@@ -10,8 +10,11 @@ import keras
 import tensorflow as tf
 
 from conftest import tiny_config
-from vae_tf import export, optimizer, rundir, tfenv, train
-from vae_tf.model import build_vae, load_vae
+from vae_tf import train
+from vae_tf.training import export
+from vae_tf.models import optimizer
+from vae_tf.run import rundir, tfenv
+from vae_tf.models.vae import build_vae, load_vae
 
 SHAPE = (28, 28, 1)
 

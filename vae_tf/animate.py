@@ -10,7 +10,9 @@ when it ends, is never touched by a command).
 
 from absl import flags
 
-from vae_tf import cli, latent, rundir
+from vae_tf import cli
+from vae_tf.views import latent
+from vae_tf.run import rundir
 from vae_tf.errors import UserError
 
 FLAGS = flags.FLAGS

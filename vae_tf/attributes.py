@@ -15,10 +15,12 @@ on test image --index: <run>/pictures/attribute_all_<index>.png.
 import numpy as np
 from absl import flags
 
-from vae_tf import cli, pictures, rundir
-from vae_tf import images as image_utils
+from vae_tf import cli
+from vae_tf.views import pictures
+from vae_tf.run import rundir
+from vae_tf.views import grids
 from vae_tf.errors import UserError
-from vae_tf.flags import parse_index
+from vae_tf.flag_defs import parse_index
 
 FLAGS = flags.FLAGS
 FLAG_NAMES = ("run_dir", "data_dir", "output", "attribute", "index", "amounts", "num_images")
@@ -33,8 +35,8 @@ def _amounts():
 
 
 def main(argv):
-    from vae_tf import latent
-    from vae_tf.trained import TrainedRun
+    from vae_tf.views import latent
+    from vae_tf.views.trained import TrainedRun
 
     amounts = _amounts()
     start, stop = parse_index(FLAGS.index, allow_range=bool(FLAGS.attribute))
@@ -73,7 +75,7 @@ def main(argv):
         row_names = [f"{name} ({n} with)" if ok else f"{name} (no vector: {n} with)"
                      for name, n, ok in zip(names, counts, usable)]
         title = f"Every attribute vector on test image {start}: code + a x vector; {about}"
-    image_utils.save_labelled_grid(path, rows, len(columns), row_names, columns, title)
+    grids.save_labelled_grid(path, rows, len(columns), row_names, columns, title)
     from vae_tf import report
 
     report.wrote(run.run_dir, path)

@@ -7,7 +7,7 @@ and the one-line `error: ...` with its exit status.
 A command module defines `main(argv)` and calls `run(main, flag_names)` under
 `if __name__ == "__main__"`. Flags are parsed before anything imports TensorFlow,
 so a mistyped flag is reported at once; TensorFlow is imported later, quietly, by
-`vae_tf.tfenv.import_tensorflow`. Imports no TensorFlow.
+`vae_tf.run.tfenv.import_tensorflow`. Imports no TensorFlow.
 """
 
 import importlib
@@ -18,8 +18,8 @@ from typing import Callable, Iterable, Sequence
 from absl import app, flags
 from absl import logging as absl_logging
 
-from vae_tf import flags as flag_defs
-from vae_tf import tfenv
+from vae_tf import flag_defs
+from vae_tf.run import tfenv
 from vae_tf.errors import FlagError, UserError
 
 # Every command, by the name `vae-tf <command>` takes, and its module.

@@ -1,7 +1,7 @@
 """Every setting of a run, in one frozen dataclass.
 
 The absl flag, the `Config` field and the key in `config.json` share one name
-(see `vae_tf/flags.py`, which builds the flags from the field metadata below).
+(see `vae_tf/flag_defs.py`, which builds the flags from the field metadata below).
 This module imports neither TensorFlow nor absl, so it is cheap to use anywhere.
 """
 

@@ -15,7 +15,7 @@ z_k ~ q(z|x) and w_k = p(x|z_k) p(z_k) / q(z_k|x):
                                                 in expectation, tightening as K grows)
 
 both in nats per image, averaged over the images. --fid adds FID and KID of samples
-and reconstructions against the same test images (vae_tf/fid.py) under "fid".
+and reconstructions against the same test images (vae_tf/views/fid.py) under "fid".
 """
 
 import math
@@ -25,8 +25,9 @@ import numpy as np
 from absl import flags
 from tqdm import tqdm
 
-from vae_tf import cli, files
-from vae_tf.latent import ACTIVE_UNITS_THRESHOLD, active_units
+from vae_tf import cli
+from vae_tf.run import files
+from vae_tf.views.latent import ACTIVE_UNITS_THRESHOLD, active_units
 
 FLAGS = flags.FLAGS
 FLAG_NAMES = ("run_dir", "data_dir", "output", "num_importance_samples", "num_images",
@@ -64,7 +65,7 @@ def _legacy_log_weights(run, num_samples: int):
     encode and log_likelihood signatures (a one-vector latent with prior N(0, I))."""
     import tensorflow as tf
 
-    from vae_tf.losses import LOG_2PI
+    from vae_tf.models.losses import LOG_2PI
 
     encode = run.signatures["encode"]
     log_likelihood = run.signatures["log_likelihood"]
@@ -138,7 +139,7 @@ def evaluate(run, num_samples: int = 100, num_images: int = 0, seed: int = 0,
     images = run.test_images(num_images or None)
     mean, _ = run.encode(images)
     config = run.config
-    from vae_tf import likelihoods
+    from vae_tf.models import likelihoods
 
     likelihood, discrete = likelihoods.describe(config)
     results = {
@@ -202,19 +203,19 @@ def format_table(r: dict) -> str:
 
 def main(argv):
     from vae_tf import report
-    from vae_tf.trained import TrainedRun
+    from vae_tf.views.trained import TrainedRun
 
     run = TrainedRun(FLAGS.run_dir, FLAGS.data_dir)
     path = run.dir.output_path(FLAGS.output, run.dir.eval_path)
     network = None
     if FLAGS.fid:  # before the long part, so that a missing network stops it at once
-        from vae_tf import inception
+        from vae_tf.views import inception
 
         network = inception.Inception(inception.network_file(FLAGS.fid_weights))
     results = evaluate(run, FLAGS.num_importance_samples, FLAGS.num_images, FLAGS.seed,
                        FLAGS.decoder_batch_size)
     if network is not None:
-        from vae_tf import fid
+        from vae_tf.views import fid
 
         results["fid"] = fid.sample_quality(run, run.test_images(FLAGS.num_images or None),
                                             network, FLAGS.seed)

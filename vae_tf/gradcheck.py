@@ -35,10 +35,11 @@ import contextlib
 import numpy as np
 from absl import flags
 
-from vae_tf import cli, tfenv
+from vae_tf import cli
+from vae_tf.run import tfenv
 from vae_tf.config import ARCHITECTURES, Config
 from vae_tf.errors import UserError
-from vae_tf.flags import COMMAND_FLAGS
+from vae_tf.flag_defs import COMMAND_FLAGS
 
 FLAGS = flags.FLAGS
 FLAG_NAMES = ("tolerance", "step")
@@ -71,7 +72,7 @@ def float64_policy():
 def tiny_configs():
     """(name, Config) of the tiny networks the command checks: every registered
     likelihood on every registered architecture."""
-    from vae_tf import likelihoods
+    from vae_tf.models import likelihoods
 
     for recon_loss, likelihood in likelihoods.REGISTRY.items():
         learn_scale = LEARNED_SCALE.get(recon_loss, "shared") if likelihood.has_scale else "none"
@@ -91,7 +92,7 @@ def tiny_configs():
 def tiny_inputs(model, batch: int = 3, seed: int = 0):
     """Images (quantized to the likelihood's values where it is discrete, gray
     otherwise) and fixed noise eps (one array per latent group), float64."""
-    from vae_tf import likelihoods
+    from vae_tf.models import likelihoods
 
     rng = np.random.default_rng(seed)
     images = rng.uniform(size=(batch, *IMAGE_SHAPE))
@@ -106,7 +107,7 @@ def build_model(config: Config, seed: int = 0):
     `jitter_weights`, so that the check gives the same figures on every run."""
     import keras
 
-    from vae_tf.model import build_vae
+    from vae_tf.models.vae import build_vae
 
     keras.utils.set_random_seed(seed)
     with float64_policy():

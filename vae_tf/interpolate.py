@@ -8,15 +8,16 @@ Writes <run>/pictures/interpolate_<a>_<b>.png: one row, image a, the decoder mea
 
 from absl import flags
 
-from vae_tf import cli, pictures
-from vae_tf import images as image_utils
+from vae_tf import cli
+from vae_tf.views import pictures
+from vae_tf.views import grids
 
 FLAGS = flags.FLAGS
 FLAG_NAMES = ("run_dir", "data_dir", "output", "index_a", "index_b", "steps")
 
 
 def main(argv):
-    from vae_tf.trained import TrainedRun
+    from vae_tf.views.trained import TrainedRun
 
     run = TrainedRun(FLAGS.run_dir, FLAGS.data_dir)
     a, b = FLAGS.index_a, FLAGS.index_b
@@ -25,7 +26,7 @@ def main(argv):
     test = run.test_images(max(a, b) + 1)
     row = pictures.interpolation(run, test[a], test[b], FLAGS.steps)
     path = run.output_path(FLAGS.output, f"interpolate_{a}_{b}.png")
-    image_utils.save_grid(path, row, cols=len(row))
+    grids.save_grid(path, row, cols=len(row))
     print(f"wrote {path}")
 
 

@@ -8,20 +8,21 @@ right, z2 upwards). Writes <run>/pictures/manifold.png.
 
 from absl import flags
 
-from vae_tf import cli, pictures
-from vae_tf import images as image_utils
+from vae_tf import cli
+from vae_tf.views import pictures
+from vae_tf.views import grids
 
 FLAGS = flags.FLAGS
 FLAG_NAMES = ("run_dir", "data_dir", "output", "grid_size")
 
 
 def main(argv):
-    from vae_tf.trained import TrainedRun
+    from vae_tf.views.trained import TrainedRun
 
     run = TrainedRun(FLAGS.run_dir, FLAGS.data_dir)
     grid = pictures.manifold(run, FLAGS.grid_size)
     path = run.output_path(FLAGS.output, "manifold.png")
-    image_utils.save_grid(path, grid, cols=FLAGS.grid_size)
+    grids.save_grid(path, grid, cols=FLAGS.grid_size)
     print(f"wrote {path}")
 
 

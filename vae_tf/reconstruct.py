@@ -9,9 +9,10 @@ reconstruction to its right; a range gives up to 4 such pairs per row.
 
 from absl import flags
 
-from vae_tf import cli, pictures
-from vae_tf import images as image_utils
-from vae_tf.flags import parse_index
+from vae_tf import cli
+from vae_tf.views import pictures
+from vae_tf.views import grids
+from vae_tf.flag_defs import parse_index
 
 FLAGS = flags.FLAGS
 FLAG_NAMES = ("run_dir", "data_dir", "output", "index")
@@ -19,7 +20,7 @@ PAIRS_PER_ROW = 4
 
 
 def main(argv):
-    from vae_tf.trained import TrainedRun
+    from vae_tf.views.trained import TrainedRun
 
     start, stop = parse_index(FLAGS.index)
     run = TrainedRun(FLAGS.run_dir, FLAGS.data_dir)
@@ -28,7 +29,7 @@ def main(argv):
     name = f"{start}" if stop == start + 1 else f"{start}-{stop - 1}"
     path = run.output_path(FLAGS.output, f"reconstruct_{name}.png")
     pairs = pictures.reconstruction_pairs(run, run.test_images(stop)[start:])
-    image_utils.save_grid(path, pairs, cols=2 * min(PAIRS_PER_ROW, stop - start))
+    grids.save_grid(path, pairs, cols=2 * min(PAIRS_PER_ROW, stop - start))
     print(f"wrote {path}")
 
 

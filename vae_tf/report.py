@@ -8,7 +8,7 @@ base64 data URIs, so the one file opens from the file system in any browser, wit
 no server, and still shows everything after it is copied or mailed elsewhere.
 The report reads only the run directory (config.json, metrics.csv, images/, and
 where the commands wrote them eval.json's FID and the newest pictures/ of scatter
-and attributes), through `vae_tf.rundir`; those commands rewrite it when they add one.
+and attributes), through `vae_tf.run.rundir`; those commands rewrite it when they add one.
 """
 
 import base64
@@ -26,7 +26,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from PIL import Image
 
-from vae_tf import cli, files, rundir
+from vae_tf import cli
+from vae_tf.run import files, rundir
 from vae_tf.config import Config
 from vae_tf.errors import UserError
 

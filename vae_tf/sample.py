@@ -18,10 +18,12 @@ import os
 import numpy as np
 from absl import flags
 
-from vae_tf import cli, files, pictures
+from vae_tf import cli
+from vae_tf.run import files
+from vae_tf.views import pictures
 from vae_tf.config import parse_hierarchy
 from vae_tf.errors import UserError
-from vae_tf import images as image_utils
+from vae_tf.views import grids
 
 FLAGS = flags.FLAGS
 FLAG_NAMES = ("run_dir", "data_dir", "output", "num", "temperature", "group_temperatures",
@@ -29,7 +31,7 @@ FLAG_NAMES = ("run_dir", "data_dir", "output", "num", "temperature", "group_temp
 
 
 def main(argv):
-    from vae_tf.trained import TrainedRun
+    from vae_tf.views.trained import TrainedRun
 
     run = TrainedRun(FLAGS.run_dir, FLAGS.data_dir)
     # Unless given, the temperature the run was trained to show its samples at.
@@ -40,7 +42,7 @@ def main(argv):
         name = "t" + "-".join(f"{t:g}" for t in temperature)
     path = run.output_path(FLAGS.output, f"samples_{name}_seed{FLAGS.seed}.png")
     images = pictures.samples(run, FLAGS.num, temperature, FLAGS.seed)
-    image_utils.save_grid(path, images, cols=math.ceil(math.sqrt(FLAGS.num)))
+    grids.save_grid(path, images, cols=math.ceil(math.sqrt(FLAGS.num)))
     array_path = os.path.splitext(path)[0] + ".npy"
     buffer = io.BytesIO()
     np.save(buffer, images)

@@ -15,7 +15,9 @@ import time
 
 from absl import flags
 
-from vae_tf import cli, pictures, rundir
+from vae_tf import cli
+from vae_tf.views import pictures
+from vae_tf.run import rundir
 from vae_tf.errors import UserError
 
 FLAGS = flags.FLAGS
@@ -25,8 +27,8 @@ FLAG_NAMES = ("run_dir", "data_dir", "output", "num_images", "method", "beside_r
 
 def main(argv):
     from vae_tf.datasets import CLASS_NAMES
-    from vae_tf.embedding import NAMES
-    from vae_tf.trained import TrainedRun
+    from vae_tf.views.embedding import NAMES
+    from vae_tf.views.trained import TrainedRun
 
     runs = [TrainedRun(FLAGS.run_dir, FLAGS.data_dir)]
     if FLAGS.beside_run_dir:

@@ -2,7 +2,7 @@
 
     python -m vae_tf.train --flagfile=flags/mnist.cfg --data_dir=/path/to/mnist
 
-Everything the run writes goes under <output_dir>/<run_name>/ (see vae_tf/rundir.py).
+Everything the run writes goes under <output_dir>/<run_name>/ (see vae_tf/run/rundir.py).
 Running the same command again after a crash resumes the unfinished run.
 """
 
@@ -12,10 +12,11 @@ import shutil
 
 from absl import logging
 
-from vae_tf import cli, files, rundir, tfenv
+from vae_tf import cli
+from vae_tf.run import files, rundir, tfenv
 from vae_tf.config import Config
 from vae_tf.errors import UserError
-from vae_tf.flags import TRAINING_FLAGS, config_from_flags
+from vae_tf.flag_defs import TRAINING_FLAGS, config_from_flags
 
 
 class TrainingFailed(UserError):
@@ -31,7 +32,7 @@ def run(config: Config, dataset_override=None) -> dict:
     loss). The run directory stays locked for this process until it returns.
     """
     tfenv.import_tensorflow()  # first, with its environment defaults, quietly
-    from vae_tf import distribute
+    from vae_tf.models import distribute
 
     # Before any other TensorFlow op: MultiWorkerMirroredStrategy must set up
     # collective ops first.
@@ -61,8 +62,10 @@ def run(config: Config, dataset_override=None) -> dict:
 
 
 def _train(config, dataset_override, strategy, run_dir, write_dir, resuming):
-    from vae_tf import callbacks as callbacks_lib
-    from vae_tf import checkpoints, datasets, export, likelihoods
+    from vae_tf.training import callbacks as callbacks_lib
+    from vae_tf import datasets
+    from vae_tf.training import checkpoints, export
+    from vae_tf.models import likelihoods
     from vae_tf.datasets.pipeline import make_batches
 
     data = dataset_override or datasets.load(config)
@@ -75,7 +78,7 @@ def _train(config, dataset_override, strategy, run_dir, write_dir, resuming):
 
     tf.get_logger().setLevel("WARNING")  # export's INFO lines bury the run's own log
 
-    from vae_tf.model import build_vae
+    from vae_tf.models.vae import build_vae
 
     keras.utils.set_random_seed(config.seed)
     steps_per_epoch = config.steps_per_epoch or data.num_train // config.batch_size

@@ -9,22 +9,23 @@ dimension u goes from -limit to +limit (prior standard deviations).
 
 from absl import flags
 
-from vae_tf import cli, pictures
-from vae_tf import images as image_utils
-from vae_tf.flags import parse_index
+from vae_tf import cli
+from vae_tf.views import pictures
+from vae_tf.views import grids
+from vae_tf.flag_defs import parse_index
 
 FLAGS = flags.FLAGS
 FLAG_NAMES = ("run_dir", "data_dir", "output", "index", "steps", "limit")
 
 
 def main(argv):
-    from vae_tf.trained import TrainedRun
+    from vae_tf.views.trained import TrainedRun
 
     index, _ = parse_index(FLAGS.index, allow_range=False)
     run = TrainedRun(FLAGS.run_dir, FLAGS.data_dir)
     grid = pictures.traversal(run, run.test_image(index), FLAGS.steps, FLAGS.limit)
     path = run.output_path(FLAGS.output, f"traverse_{index}.png")
-    image_utils.save_grid(path, grid, cols=FLAGS.steps)
+    grids.save_grid(path, grid, cols=FLAGS.steps)
     print(f"wrote {path}")
 
 

@@ -31,7 +31,7 @@ import tensorflow as tf
 from absl import logging
 from tqdm import tqdm  # a tensorflow-datasets dependency
 
-from vae_tf import faults, files
+from vae_tf.run import faults, files
 from vae_tf.datasets.base import ImageData
 from vae_tf.datasets.pipeline import PARALLEL_CALLS
 from vae_tf.datasets.preprocess import BadImage, Transform, decode

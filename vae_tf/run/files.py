@@ -10,7 +10,7 @@ import os
 import re
 import shutil
 
-from vae_tf import faults
+from vae_tf.run import faults
 from vae_tf.errors import UserError
 
 

@@ -80,7 +80,7 @@ class Inception:
     """
 
     def __init__(self, path: str):
-        from vae_tf import tfenv
+        from vae_tf.run import tfenv
 
         tf = tfenv.import_tensorflow()
         data = read_graph_bytes(path)

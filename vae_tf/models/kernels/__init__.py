@@ -23,7 +23,7 @@ import subprocess
 
 from absl import logging
 
-from vae_tf import files
+from vae_tf.run import files
 from vae_tf.errors import UserError
 
 _SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "discretized_logistic.cc")

@@ -13,7 +13,7 @@ import math
 import keras
 from absl import logging
 
-from vae_tf import faults, files, rundir
+from vae_tf.run import faults, files, rundir
 from vae_tf.errors import UserError
 
 

@@ -9,8 +9,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from vae_tf import images as image_utils
-from vae_tf import checkpoints, faults, files, latent, optimizer, pictures, report, rundir
+from vae_tf.views import grids
+from vae_tf import report
+from vae_tf.training import checkpoints
+from vae_tf.run import faults, files, rundir
+from vae_tf.views import latent, pictures
+from vae_tf.models import optimizer
 from vae_tf.config import Config
 
 # Active units (Burda et al. 2016) are counted on this many fixed test images.
@@ -22,7 +26,7 @@ PRIOR_FIT_IMAGES = 10000
 
 
 class _ArrayModel:
-    """The Keras model seen through numpy, as `vae_tf.pictures` takes a model.
+    """The Keras model seen through numpy, as `vae_tf.views.pictures` takes a model.
 
     Direct calls, not predict_on_batch: under MultiWorkerMirroredStrategy predict
     gathers every worker's batch into one.
@@ -93,23 +97,23 @@ class ImageGridCallback(keras.callbacks.Callback):
         # The same seed every epoch, so the grids show the decoder learn.
         samples = pictures.samples(model, self.grid_size ** 2, self.temperature, self.seed)
         traversal = pictures.traversal(model, self.test_images[0])
-        grids = {
-            "recon": image_utils.make_grid(pairs, cols=2 * _pairs_per_row(self.grid_size)),
-            "samples": image_utils.make_grid(samples, cols=self.grid_size),
-            "traversal": image_utils.make_grid(traversal, cols=latent.TRAVERSAL_STEPS),
+        pictures_by_kind = {
+            "recon": grids.make_grid(pairs, cols=2 * _pairs_per_row(self.grid_size)),
+            "samples": grids.make_grid(samples, cols=self.grid_size),
+            "traversal": grids.make_grid(traversal, cols=latent.TRAVERSAL_STEPS),
         }
-        for kind, grid in grids.items():
-            image_utils.save_png(self.run_dir.grid(kind, epoch + 1), grid)
+        for kind, grid in pictures_by_kind.items():
+            grids.save_png(self.run_dir.grid(kind, epoch + 1), grid)
         if self.tensorboard_dir:
-            self._write_tensorboard(grids, epoch)
+            self._write_tensorboard(pictures_by_kind, epoch)
 
-    def _write_tensorboard(self, grids: dict, epoch: int):
+    def _write_tensorboard(self, pictures_by_kind: dict, epoch: int):
         # Keras' TensorBoard callback counts epochs from 0; the images use the same steps.
         if self._writer is None:
             self._writer = tf.summary.create_file_writer(
                 os.path.join(self.tensorboard_dir, "images"))
         with self._writer.as_default():
-            for kind, grid in grids.items():
+            for kind, grid in pictures_by_kind.items():
                 tf.summary.image(kind, grid[None], step=epoch)
         self._writer.flush()
 

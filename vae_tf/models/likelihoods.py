@@ -21,7 +21,7 @@ from typing import Tuple
 import keras
 import tensorflow as tf
 
-from vae_tf import kernels, losses
+from vae_tf.models import kernels, losses
 from vae_tf.config import Config
 
 
@@ -61,7 +61,7 @@ class Likelihood(keras.layers.Layer):
 
     def training_nll(self, x, h):
         """`nll` as the training step computes it: the same function, by default with
-        the same ops. A likelihood with a fused kernel (vae_tf.kernels) uses it here,
+        the same ops. A likelihood with a fused kernel (vae_tf.models.kernels) uses it here,
         in the one computation that is never exported."""
         return self.nll(x, h)
 

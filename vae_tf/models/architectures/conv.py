@@ -6,7 +6,7 @@ from typing import Sequence
 import keras
 from keras import layers
 
-from vae_tf.architectures import crop_to_image, register, smallest_map
+from vae_tf.models.architectures import crop_to_image, register, smallest_map
 
 
 def build_encoder(config, image_shape) -> keras.Model:

@@ -3,15 +3,15 @@
 Each function takes a `model` with numpy methods `encode(images) -> (mean, logvar)`,
 `decode(z) -> images`, `reconstruct(images) -> images` and
 `sample(num, seed, temperature) -> images`, and a `latent_dim`: a
-`vae_tf.trained.TrainedRun` (the exported model, for the commands) or the training
+`vae_tf.views.trained.TrainedRun` (the exported model, for the commands) or the training
 callbacks' view of the Keras model, so that training's grids and the commands'
 pictures are drawn by the same code.
 """
 
 import numpy as np
 
-from vae_tf import images as image_utils
-from vae_tf import latent
+from vae_tf.views import grids
+from vae_tf.views import latent
 from vae_tf.errors import UserError
 
 
@@ -24,7 +24,7 @@ def samples(model, num: int, temperature=1.0, seed: int = 0) -> np.ndarray:
 
 def reconstruction_pairs(model, images: np.ndarray) -> np.ndarray:
     """[2N, ...]: each image followed by its deterministic reconstruction."""
-    return image_utils.interleave(images, model.reconstruct(images))
+    return grids.interleave(images, model.reconstruct(images))
 
 
 def traversal(model, image: np.ndarray, steps: int = latent.TRAVERSAL_STEPS,
@@ -68,8 +68,8 @@ def save_code_scatter(models, images: np.ndarray, labels: np.ndarray, path: str,
                       class_names=(), method: str = "pca", seed: int = 0) -> None:
     """A scatter plot PNG of the images' mean codes under each model, side by side,
     coloured by label (named by `class_names`); `method` maps codes to 2-D (see
-    `vae_tf.embedding`: the codes themselves when they are 2-D and method is pca)."""
-    from vae_tf import embedding
+    `vae_tf.views.embedding`: the codes themselves when they are 2-D and method is pca)."""
+    from vae_tf.views import embedding
 
     panels = []
     for model, title in zip(models, titles):

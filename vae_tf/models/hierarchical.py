@@ -36,8 +36,8 @@ import keras
 import tensorflow as tf
 from keras import layers
 
-from vae_tf import losses
-from vae_tf.architectures.resnet import ResidualBlock
+from vae_tf.models import losses
+from vae_tf.models.architectures.resnet import ResidualBlock
 from vae_tf.config import Config, parse_hierarchy
 from vae_tf.errors import UserError
 

@@ -9,7 +9,7 @@ their progress: they take tens of seconds for 5,000 codes on 2 CPU cores.
 
 import numpy as np
 
-from vae_tf import latent
+from vae_tf.views import latent
 
 METHODS = ("pca", "tsne", "umap")
 NAMES = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}

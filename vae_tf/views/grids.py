@@ -6,7 +6,7 @@ import textwrap
 import numpy as np
 from PIL import Image
 
-from vae_tf import files
+from vae_tf.run import files
 
 
 def make_grid(images: np.ndarray, cols: int, pad: int = 2, pad_value: float = 1.0) -> np.ndarray:

@@ -1,7 +1,7 @@
 // -log p(x | h) of 8-bit pixels under a discretized logistic, per image, and its
 // gradient with respect to h, in one pass over the pixels.
 //
-// The same function as vae_tf/likelihoods.py's `_discretized_logistic_log_prob`
+// The same function as vae_tf/models/likelihoods.py's `_discretized_logistic_log_prob`
 // (see there for the formula), fused: TensorFlow's ops make some forty passes over
 // the [N, H, W, 2C] parameters for the loss and its gradient, which on a CPU cost
 // about as much as a small network's whole forward pass. Here each image is one

@@ -16,7 +16,7 @@ its rules (creating, resuming, finished or not, reading its config and metrics).
       attribute_<name>_<a>-<b>.png, attribute_all_<n>.png   CelebA attribute vectors
     .lock                           held by the one process training the run
 
-Every file is written whole or not at all (vae_tf/files.py), and one process at a
+Every file is written whole or not at all (vae_tf/run/files.py), and one process at a
 time trains a run (an OS file lock, which dies with its process). Imports no
 TensorFlow: the report, the commands' flag checks and tests use it cheaply.
 """
@@ -36,7 +36,7 @@ from typing import List, Optional, Tuple
 
 from absl import logging
 
-from vae_tf import files
+from vae_tf.run import files
 from vae_tf.config import Config
 from vae_tf.errors import UserError
 

@@ -8,7 +8,8 @@ from typing import Optional
 
 import numpy as np
 
-from vae_tf import latent, rundir, tfenv
+from vae_tf.views import latent
+from vae_tf.run import rundir, tfenv
 from vae_tf.errors import UserError
 
 

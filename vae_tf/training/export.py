@@ -32,7 +32,7 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from vae_tf import files
+from vae_tf.run import files
 
 
 def export_saved_model(model, path: str) -> str:

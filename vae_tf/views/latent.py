@@ -2,7 +2,7 @@
 interpolation, traversal, the 2-D manifold and attribute arithmetic decode; active
 units; attribute vectors; the 2-D projection and scatter plot of codes; the
 animated GIF of the samples grids.
-`vae_tf.pictures` pairs the codes with a model's decoder.
+`vae_tf.views.pictures` pairs the codes with a model's decoder.
 """
 
 import statistics
@@ -10,7 +10,7 @@ import statistics
 import numpy as np
 from PIL import Image
 
-from vae_tf import files
+from vae_tf.run import files
 
 # Active units (Burda et al. 2016) are the latent dimensions whose posterior mean
 # varies across test images by more than this.

@@ -19,7 +19,7 @@ import math
 import keras
 from keras import layers
 
-from vae_tf.architectures import crop_to_image, register, smallest_map
+from vae_tf.models.architectures import crop_to_image, register, smallest_map
 
 
 def _normalization(kind: str, width: int, name: str):

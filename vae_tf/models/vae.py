@@ -1,7 +1,7 @@
 """The VAE: a subclassed keras.Model whose train_step and test_step share one ELBO helper.
 
-The likelihood (vae_tf/likelihoods.py), the encoder and decoder
-(vae_tf/architectures/) and the KL weight schedule and penalty (vae_tf/kl.py) are
+The likelihood (vae_tf/models/likelihoods.py), the encoder and decoder
+(vae_tf/models/architectures/) and the KL weight schedule and penalty (vae_tf/models/kl.py) are
 built from the Config by `build_vae` and handed to the model.
 
 Reported metrics (nats per image, averaged over the epoch):
@@ -22,9 +22,10 @@ from typing import Optional, Tuple
 import keras
 import tensorflow as tf
 
-from vae_tf import architectures, distribute, hierarchical, likelihoods, losses, rundir, tfenv
-from vae_tf import kl as kl_lib
-from vae_tf import optimizer as optimizer_lib
+from vae_tf.models import architectures, distribute, hierarchical, likelihoods, losses
+from vae_tf.run import rundir, tfenv
+from vae_tf.models import kl as kl_lib
+from vae_tf.models import optimizer as optimizer_lib
 from vae_tf.config import Config
 from vae_tf.errors import UserError
 
@@ -36,9 +37,9 @@ class VAE(keras.Model):
         config: the run's settings (architecture, likelihood, latent size, seed).
         image_shape: [H, W, C] of the images.
         kl_schedule: the KL weight as a function of the training step
-            (a `vae_tf.kl.Schedule`, or any callable on an int64 step).
+            (a `vae_tf.models.kl.Schedule`, or any callable on an int64 step).
         kl_penalty: the KL penalty of the training objective, called as
-            kl_penalty(kl_per_dim, kl_weight, step) -> [batch] (see vae_tf/kl.py).
+            kl_penalty(kl_per_dim, kl_weight, step) -> [batch] (see vae_tf/models/kl.py).
     """
 
     def __init__(self, config: Config, image_shape: Tuple[int, int, int], *,
@@ -361,7 +362,7 @@ class Autoencoder(VAE):
 
 class HierarchicalVAE(VAE):
     """--architecture=hierarchical: groups of latent maps at several resolutions, each
-    group's prior and posterior conditioned on the groups above (vae_tf/hierarchical.py,
+    group's prior and posterior conditioned on the groups above (vae_tf/models/hierarchical.py,
     which also says what encode, decode and sampling mean for it).
 
     The KL is logged in total and per group (kl_group0 is the top group).

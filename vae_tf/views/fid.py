@@ -1,5 +1,5 @@
 """Sample quality: FID and KID of a run's samples and reconstructions against its test
-images, on Inception pool_3 features (`vae_tf.inception`).
+images, on Inception pool_3 features (`vae_tf.views.inception`).
 
     FID (Heusel et al. 2017) = |mu_a - mu_b|^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2))
 

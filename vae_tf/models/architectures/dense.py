@@ -6,7 +6,7 @@ from typing import Sequence
 import keras
 from keras import layers
 
-from vae_tf.architectures import register
+from vae_tf.models.architectures import register
 
 
 def build_encoder(config, image_shape) -> keras.Model:

@@ -1,0 +1,1 @@
+"""The model: the VAE and the hierarchy, the diagonal Gaussian, likelihoods, KL terms, networks, the optimizer."""

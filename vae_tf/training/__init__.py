@@ -1,0 +1,1 @@
+"""What fit() runs: the training run, its callbacks, checkpoints and the SavedModel export."""
