@@ -1,4 +1,11 @@
+import os
+import runpy
+
 from setuptools import find_packages, setup
+
+# The command names, read from the registry by path: it imports nothing to install.
+COMMANDS = runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                       "vae_tf", "registry.py"))["COMMANDS"]
 
 setup(
     name="vae_tf",
@@ -33,15 +40,12 @@ setup(
     ],
     extras_require={
         # pytest-xdist runs the test files in parallel processes (setup.cfg): most of
-        # a test's time is one-threaded Python (TensorFlow's import, tracing), so two
-        # processes on 2 cores took the suite from 967 s to 562-643 s (fresh clones).
+        # a test's time is one-threaded Python (TensorFlow's import, tracing).
         "test": ["pytest>=8", "pytest-xdist>=3.5"],
         # pip install -e ".[gpu]": the same tensorflow with NVIDIA's CUDA and cuDNN wheels.
         "gpu": ["tensorflow[and-cuda]>=2.21,<2.22"],
     },
-    # `vae-tf <command>` and one `vae-tf-<command>` script per command (vae_tf/cli.py).
+    # `vae-tf <command>` and one `vae-tf-<command>` script per command of the registry.
     entry_points={"console_scripts": ["vae-tf=vae_tf.cli:dispatch"] + [
-        f"vae-tf-{name}=vae_tf.{name}:console_main"
-        for name in ("train", "evaluate", "sample", "reconstruct", "interpolate", "traverse",
-                     "scatter", "attributes", "manifold", "animate", "report", "gradcheck")]},
+        f"vae-tf-{name}={COMMANDS.target(name)}:console_main" for name in COMMANDS]},
 )

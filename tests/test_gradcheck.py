@@ -8,7 +8,7 @@ import tensorflow as tf
 from conftest import run_module
 from vae_tf.config import ARCHITECTURES
 from vae_tf import gradcheck
-from vae_tf.models import likelihoods
+from vae_tf.registry import LIKELIHOODS
 from vae_tf.models import vae as model_lib
 
 
@@ -41,12 +41,12 @@ def test_command_passes_on_the_real_model():
     errors = [float(e) for e in re.findall(r"\s(\d\.\d\de-\d\d)\s*$", result.stdout, re.M)]
     # Every likelihood x every network; every weight of encoder, decoder and learned scale.
     configs = list(gradcheck.tiny_configs())
-    assert len(configs) == len(likelihoods.REGISTRY) * len(ARCHITECTURES)
+    assert len(configs) == len(LIKELIHOODS.names()) * len(ARCHITECTURES)
     count = sum(len(gradcheck.build_model(config).trainable_weights) for _, config in configs)
     assert len(errors) == count and max(errors) < gradcheck.DEFAULT_TOLERANCE
     for name, config in configs:
         assert name in result.stdout
-        scale = likelihoods.REGISTRY[config.recon_loss].has_scale
+        scale = LIKELIHOODS.get(config.recon_loss).has_scale
         assert (config.learn_scale != "none") == scale  # a scale, if any, is learned
     assert {c.learn_scale for _, c in configs} >= {"pixel", "shared"}
     assert re.search(r"^\S+\s+log_scale\s", result.stdout, re.M)

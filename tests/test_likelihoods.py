@@ -11,8 +11,11 @@ import pytest
 import tensorflow as tf
 
 from conftest import tiny_config
-from vae_tf.models import architectures, kernels, likelihoods, losses
+from vae_tf.models import kernels, likelihoods, losses
+from vae_tf import registry
 from vae_tf.config import ARCHITECTURES, RECON_LOSSES, SCALED_LOSSES
+from vae_tf.errors import UserError
+from vae_tf.registry import LIKELIHOODS
 from vae_tf.models.vae import build_vae
 
 SHAPE = (5, 4, 2)
@@ -29,11 +32,17 @@ def _sigmoid(h):
 
 
 def test_registries_name_what_config_accepts():
-    assert tuple(likelihoods.REGISTRY) == RECON_LOSSES
+    assert LIKELIHOODS.names() == RECON_LOSSES
+    assert all(issubclass(c, likelihoods.Likelihood) for _, c in LIKELIHOODS.items())
     # Config's TF-free list of the likelihoods that --learn_scale applies to.
-    assert SCALED_LOSSES == tuple(n for n, c in likelihoods.REGISTRY.items() if c.has_scale)
-    # Every encoder/decoder family, and the hierarchical model (a model of its own).
-    assert (*architectures.REGISTRY, "hierarchical") == ARCHITECTURES
+    assert SCALED_LOSSES == tuple(n for n, c in LIKELIHOODS.items() if c.has_scale)
+    # Every encoder/decoder family has both builders; the hierarchy builds its own.
+    assert registry.ARCHITECTURES.names() == ARCHITECTURES
+    for name, family in registry.ARCHITECTURES.items():
+        assert name == "hierarchical" or (callable(family.build_encoder)
+                                          and callable(family.build_decoder))
+    with pytest.raises(UserError, match="Unknown likelihood 'poisson'; one of: bernoulli"):
+        LIKELIHOODS.get("poisson")
 
 
 def test_bernoulli_reads_logits_and_owns_no_weight():
@@ -137,7 +146,9 @@ def test_the_decoder_is_as_wide_as_the_likelihood_asks(monkeypatch, architecture
     for name in RECON_LOSSES:
         model = build_vae(tiny_config(recon_loss=name, **settings), shape)
         assert output_shape(model) == (*shape[:2], model.likelihood.decoder_channels(channels))
-    monkeypatch.setitem(likelihoods.REGISTRY, "gaussian", _TwoPerChannel)
+    registered = LIKELIHOODS.get
+    monkeypatch.setattr(LIKELIHOODS, "get",
+                        lambda name: _TwoPerChannel if name == "gaussian" else registered(name))
     model = build_vae(tiny_config(recon_loss="gaussian", **settings), shape)
     assert output_shape(model) == (*shape[:2], 2 * channels)
     images = tf.random.stateless_uniform((2, *shape), seed=(0, 1))

@@ -16,9 +16,8 @@ import numpy as np
 from absl import flags
 
 from vae_tf import cli
-from vae_tf.views import pictures
+from vae_tf.views import grids, pictures
 from vae_tf.run import rundir
-from vae_tf.views import grids
 from vae_tf.errors import UserError
 from vae_tf.flag_defs import parse_index
 

@@ -10,7 +10,6 @@ so a mistyped flag is reported at once; TensorFlow is imported later, quietly, b
 `vae_tf.run.tfenv.import_tensorflow`. Imports no TensorFlow.
 """
 
-import importlib
 import logging as pylogging
 import sys
 from typing import Callable, Iterable, Sequence
@@ -18,25 +17,11 @@ from typing import Callable, Iterable, Sequence
 from absl import app, flags
 from absl import logging as absl_logging
 
-from vae_tf import flag_defs
+from vae_tf import flag_defs, registry
 from vae_tf.run import tfenv
 from vae_tf.errors import FlagError, UserError
 
-# Every command, by the name `vae-tf <command>` takes, and its module.
-COMMANDS = {
-    "train": "vae_tf.train",
-    "evaluate": "vae_tf.evaluate",
-    "sample": "vae_tf.sample",
-    "reconstruct": "vae_tf.reconstruct",
-    "interpolate": "vae_tf.interpolate",
-    "traverse": "vae_tf.traverse",
-    "scatter": "vae_tf.scatter",
-    "attributes": "vae_tf.attributes",
-    "manifold": "vae_tf.manifold",
-    "animate": "vae_tf.animate",
-    "report": "vae_tf.report",
-    "gradcheck": "vae_tf.gradcheck",
-}
+COMMANDS = registry.COMMANDS
 
 
 def run(main: Callable, flag_names: Iterable[str] = (), required: Sequence[str] = (),
@@ -108,7 +93,7 @@ def dispatch(argv: Sequence[str] = None) -> None:
         print(f"usage: vae-tf <command> [flags]\ncommands: {names}\n"
               "`vae-tf <command> --help` lists a command's flags.")
         return
-    module = importlib.import_module(COMMANDS[argv[1]])
+    module = COMMANDS.get(argv[1])
     sys.argv = [f"vae-tf {argv[1]}"] + argv[2:]
     sys.modules["__main__"].__doc__ = module.__doc__  # what absl's --help prints first
     module.console_main()

@@ -9,15 +9,16 @@ import dataclasses
 import json
 from typing import Any, List, Tuple
 
-DATASETS = ("synthetic", "mnist", "fashion_mnist", "celeba", "frey", "folder", "cifar10")
+from vae_tf import registry
+
+DATASETS = registry.DATASETS.names()
 # Datasets read from image files: decoded, cropped and resized once into a cache.
 IMAGE_FILE_DATASETS = ("celeba", "folder")
-RECON_LOSSES = ("bernoulli", "gaussian", "laplace", "discretized_logistic",
-                "discretized_mix_logistic")
+RECON_LOSSES = registry.LIKELIHOODS.names()
 # The likelihoods with a scale parameter that --learn_scale may learn.
 SCALED_LOSSES = ("gaussian", "laplace")
 LEARN_SCALE = ("none", "shared", "channel", "pixel")
-ARCHITECTURES = ("conv", "dense", "resnet", "hierarchical")
+ARCHITECTURES = registry.ARCHITECTURES.names()
 SAMPLE_PRIORS = ("standard", "fitted")
 NORMALIZATIONS = ("none", "batch", "group")
 LR_DECAYS = ("none", "cosine")

@@ -2,29 +2,12 @@
 
     python -m vae_tf.gradcheck [--tolerance=1e-6]
 
-For every registered likelihood (those with a scale learn it: gaussian per pixel,
-laplace one shared value, any other one shared value), on every registered
-architecture, a tiny VAE is built in float64
-and its training objective (`VAE.objective`: the batch mean of -ELBO, with the noise
-eps held fixed) is differentiated twice: by the gradient tape, as training does, and
-by central differences (f(w + h) - f(w - h)) / 2h, one weight at a time. For each
-variable it prints the maximum relative error
-
-    max_i |tape_i - numeric_i| / max_i max(|tape_i|, |numeric_i|)
-
-(relative to the variable's largest gradient, so entries whose gradient is near zero
-do not divide by rounding noise; and to at least 1e7 ulps of the objective divided
-by h, the finite differences' resolution, so a variable whose gradient is all
-below it is checked to that precision; where the error is above 1e-7 a second
-estimate, Richardson's extrapolation from h and h/2, cancels the O(h^2) truncation
-of strongly curved objectives such as a mixture's), and exits with status 1 when any exceeds the
-tolerance, or when a variable gets no gradient at all (the check would compare
-nothing). On 4x4 colour images, in float64, correct gradients agree to 9.6e-8 at most
-with the default h = 1e-4 (a bias in the hierarchical top-down path under the
-discretized mixture; smaller steps make the rounding of f(w + h) - f(w - h) worse,
-larger ones the truncation); a wrong gradient is off by order 1, so the default
-tolerance of 1e-6 separates them. The tiny networks are seeded, so every run checks
-the same point and prints the same figures.
+For every registered likelihood on every registered architecture, a tiny seeded
+VAE in float64: the training objective's gradient by the tape against central
+finite differences, one weight at a time. Prints each variable's largest relative
+error and exits with status 1 above --tolerance (or where a variable gets no
+gradient). How the error is measured, and why 1e-6 separates right from wrong
+gradients: docs/evaluation.md, "Gradient check".
 
 To check your own layer, build a VAE that uses it (inside `float64_policy()`) and
 call `check_gradients(model, images, eps)`.
@@ -38,6 +21,7 @@ from absl import flags
 from vae_tf import cli
 from vae_tf.run import tfenv
 from vae_tf.config import ARCHITECTURES, Config
+from vae_tf.registry import LIKELIHOODS
 from vae_tf.errors import UserError
 from vae_tf.flag_defs import COMMAND_FLAGS
 
@@ -72,9 +56,7 @@ def float64_policy():
 def tiny_configs():
     """(name, Config) of the tiny networks the command checks: every registered
     likelihood on every registered architecture."""
-    from vae_tf.models import likelihoods
-
-    for recon_loss, likelihood in likelihoods.REGISTRY.items():
+    for recon_loss, likelihood in LIKELIHOODS.items():
         learn_scale = LEARNED_SCALE.get(recon_loss, "shared") if likelihood.has_scale else "none"
         for architecture in ARCHITECTURES:
             hierarchical = architecture == "hierarchical"
@@ -92,11 +74,9 @@ def tiny_configs():
 def tiny_inputs(model, batch: int = 3, seed: int = 0):
     """Images (quantized to the likelihood's values where it is discrete, gray
     otherwise) and fixed noise eps (one array per latent group), float64."""
-    from vae_tf.models import likelihoods
-
     rng = np.random.default_rng(seed)
     images = rng.uniform(size=(batch, *IMAGE_SHAPE))
-    levels = likelihoods.REGISTRY[model.config.recon_loss].levels
+    levels = LIKELIHOODS.get(model.config.recon_loss).levels
     if levels:  # the values the likelihood gives probabilities to
         images = np.round(images * (levels - 1)) / (levels - 1)
     return images, [rng.standard_normal((batch, *shape)) for shape in model.noise_shapes()]

@@ -9,8 +9,8 @@ Writes <run>/pictures/interpolate_<a>_<b>.png: one row, image a, the decoder mea
 from absl import flags
 
 from vae_tf import cli
-from vae_tf.views import pictures
-from vae_tf.views import grids
+from vae_tf.run import rundir
+from vae_tf.views import grids, pictures
 
 FLAGS = flags.FLAGS
 FLAG_NAMES = ("run_dir", "data_dir", "output", "index_a", "index_b", "steps")
@@ -25,7 +25,7 @@ def main(argv):
     run.check_index(b, "--index_b")
     test = run.test_images(max(a, b) + 1)
     row = pictures.interpolation(run, test[a], test[b], FLAGS.steps)
-    path = run.output_path(FLAGS.output, f"interpolate_{a}_{b}.png")
+    path = run.output_path(FLAGS.output, rundir.interpolate_picture(a, b))
     grids.save_grid(path, row, cols=len(row))
     print(f"wrote {path}")
 

@@ -9,8 +9,8 @@ right, z2 upwards). Writes <run>/pictures/manifold.png.
 from absl import flags
 
 from vae_tf import cli
-from vae_tf.views import pictures
-from vae_tf.views import grids
+from vae_tf.run import rundir
+from vae_tf.views import grids, pictures
 
 FLAGS = flags.FLAGS
 FLAG_NAMES = ("run_dir", "data_dir", "output", "grid_size")
@@ -21,7 +21,7 @@ def main(argv):
 
     run = TrainedRun(FLAGS.run_dir, FLAGS.data_dir)
     grid = pictures.manifold(run, FLAGS.grid_size)
-    path = run.output_path(FLAGS.output, "manifold.png")
+    path = run.output_path(FLAGS.output, rundir.MANIFOLD_PICTURE)
     grids.save_grid(path, grid, cols=FLAGS.grid_size)
     print(f"wrote {path}")
 

@@ -10,8 +10,8 @@ reconstruction to its right; a range gives up to 4 such pairs per row.
 from absl import flags
 
 from vae_tf import cli
-from vae_tf.views import pictures
-from vae_tf.views import grids
+from vae_tf.run import rundir
+from vae_tf.views import grids, pictures
 from vae_tf.flag_defs import parse_index
 
 FLAGS = flags.FLAGS
@@ -27,7 +27,7 @@ def main(argv):
     run.check_index(start)
     run.check_index(stop - 1)
     name = f"{start}" if stop == start + 1 else f"{start}-{stop - 1}"
-    path = run.output_path(FLAGS.output, f"reconstruct_{name}.png")
+    path = run.output_path(FLAGS.output, rundir.reconstruct_picture(name))
     pairs = pictures.reconstruction_pairs(run, run.test_images(stop)[start:])
     grids.save_grid(path, pairs, cols=2 * min(PAIRS_PER_ROW, stop - start))
     print(f"wrote {path}")

@@ -19,11 +19,10 @@ import numpy as np
 from absl import flags
 
 from vae_tf import cli
-from vae_tf.run import files
-from vae_tf.views import pictures
+from vae_tf.run import files, rundir
+from vae_tf.views import grids, pictures
 from vae_tf.config import parse_hierarchy
 from vae_tf.errors import UserError
-from vae_tf.views import grids
 
 FLAGS = flags.FLAGS
 FLAG_NAMES = ("run_dir", "data_dir", "output", "num", "temperature", "group_temperatures",
@@ -40,7 +39,7 @@ def main(argv):
     if FLAGS.group_temperatures:
         temperature = group_temperatures(run.config, FLAGS.group_temperatures)
         name = "t" + "-".join(f"{t:g}" for t in temperature)
-    path = run.output_path(FLAGS.output, f"samples_{name}_seed{FLAGS.seed}.png")
+    path = run.output_path(FLAGS.output, rundir.samples_picture(name, FLAGS.seed))
     images = pictures.samples(run, FLAGS.num, temperature, FLAGS.seed)
     grids.save_grid(path, images, cols=math.ceil(math.sqrt(FLAGS.num)))
     array_path = os.path.splitext(path)[0] + ".npy"

@@ -10,8 +10,8 @@ dimension u goes from -limit to +limit (prior standard deviations).
 from absl import flags
 
 from vae_tf import cli
-from vae_tf.views import pictures
-from vae_tf.views import grids
+from vae_tf.run import rundir
+from vae_tf.views import grids, pictures
 from vae_tf.flag_defs import parse_index
 
 FLAGS = flags.FLAGS
@@ -24,7 +24,7 @@ def main(argv):
     index, _ = parse_index(FLAGS.index, allow_range=False)
     run = TrainedRun(FLAGS.run_dir, FLAGS.data_dir)
     grid = pictures.traversal(run, run.test_image(index), FLAGS.steps, FLAGS.limit)
-    path = run.output_path(FLAGS.output, f"traverse_{index}.png")
+    path = run.output_path(FLAGS.output, rundir.traverse_picture(index))
     grids.save_grid(path, grid, cols=FLAGS.steps)
     print(f"wrote {path}")
 

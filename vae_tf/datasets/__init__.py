@@ -1,4 +1,5 @@
-"""Dataset registry: name -> loader returning `ImageData` (uint8 images, int labels).
+"""Datasets by name (`vae_tf.registry.DATASETS`): a loader each, returning
+`ImageData` (uint8 images, int labels).
 
 Each loader reads local files first (`--data_dir`, then the usual places) and falls
 back to tensorflow-datasets where a network exists. `pipeline.make_batches` turns
@@ -6,19 +7,8 @@ the splits into float32 batches in [0, 1].
 """
 
 from vae_tf.config import Config
-from vae_tf.datasets import mnist, synthetic
-from vae_tf.datasets import celeba, cifar10, folder, frey
 from vae_tf.datasets.base import ImageData
-
-LOADERS = {
-    "synthetic": synthetic.load,
-    "mnist": mnist.load_mnist,
-    "fashion_mnist": mnist.load_fashion_mnist,
-    "celeba": celeba.load,
-    "frey": frey.load,
-    "folder": folder.load,
-    "cifar10": cifar10.load,
-}
+from vae_tf.registry import DATASETS
 
 
 # Names of the integer labels, where a dataset's labels are classes with names.
@@ -32,4 +22,4 @@ CLASS_NAMES = {
 
 def load(config: Config) -> ImageData:
     """Loads the dataset named by `config.dataset` (UserError if it cannot be found)."""
-    return LOADERS[config.dataset](config)
+    return DATASETS.get(config.dataset)(config)

@@ -3,13 +3,9 @@
 Batching comes before the cast and the binarization so that those run once per
 batch rather than once per image.
 
-tf.data's autotuner is turned off. Destroying an iterator joins the autotuner's
-model thread, and in TF 2.21 that thread was seen to return only at its next
-wake-up: every finished pass over a dataset (each epoch's validation, the end of
-`fit`) waited up to about 5 s for it, 2 s per epoch in a short MNIST run, and a
-timed `fit` came out at about half speed. The work left here is a cast and a
-comparison per batch, for which fixed parallelism and two batches of prefetch are
-plenty (benchmarks/celeba_pipeline.py).
+tf.data's autotuner is turned off: in TF 2.21 its thread held up the end of every
+pass over a dataset (measured in docs/speed.md, "The input pipeline"); a cast and a
+comparison per batch need only fixed parallelism and two batches of prefetch.
 """
 
 import os

@@ -12,7 +12,7 @@ into everything the rest of the package needs:
 Each is a `keras.layers.Layer`, so the scale weights it owns are tracked by the
 model: trained, saved in checkpoints and exported with it. A new likelihood (say a
 discretized mixture of logistics, needing several outputs per pixel) is one class
-here, added to REGISTRY and to `config.RECON_LOSSES`.
+here and its name in `vae_tf.registry.LIKELIHOODS`.
 """
 
 import math
@@ -23,6 +23,7 @@ import tensorflow as tf
 
 from vae_tf.models import kernels, losses
 from vae_tf.config import Config
+from vae_tf.registry import LIKELIHOODS
 
 
 class Likelihood(keras.layers.Layer):
@@ -379,17 +380,12 @@ class DiscretizedMixLogistic(Likelihood):
         return {**super().get_config(), "mixtures": self.mixtures}
 
 
-REGISTRY = {"bernoulli": Bernoulli, "gaussian": Gaussian, "laplace": Laplace,
-            "discretized_logistic": DiscretizedLogistic,
-            "discretized_mix_logistic": DiscretizedMixLogistic}
-
-
 def build(config: Config, image_shape) -> Likelihood:
     """The likelihood layer of --recon_loss for images of `image_shape`."""
-    return REGISTRY[config.recon_loss].from_settings(config, image_shape)
+    return LIKELIHOODS.get(config.recon_loss).from_settings(config, image_shape)
 
 
 def describe(config: Config) -> Tuple[str, bool]:
     """(what the nats are -log of, whether bits per dimension mean anything) for the
     run's likelihood; runs no TensorFlow."""
-    return REGISTRY[config.recon_loss].describe(config)
+    return LIKELIHOODS.get(config.recon_loss).describe(config)

@@ -295,6 +295,27 @@ def attribute_picture(attribute: str, start: int = 0, stop: int = 0) -> str:
     return f"{ATTRIBUTE}_{attribute}_{images}.png"
 
 
+def samples_picture(temperature_name: str, seed: int) -> str:
+    """The file name of `sample`'s grid at a temperature (or per-group temperatures)."""
+    return f"samples_{temperature_name}_seed{seed}.png"
+
+
+def reconstruct_picture(images: str) -> str:
+    """The file name of test images (an index or a range) beside their reconstructions."""
+    return f"reconstruct_{images}.png"
+
+
+def traverse_picture(index: int) -> str:
+    return f"traverse_{index}.png"
+
+
+def interpolate_picture(index_a: int, index_b: int) -> str:
+    return f"interpolate_{index_a}_{index_b}.png"
+
+
+MANIFOLD_PICTURE = "manifold.png"
+
+
 def epoch_of_grid(path: str) -> int:
     """The epoch number in a grid's file name."""
     return int(_GRID_EPOCH.search(path).group(1))

@@ -9,11 +9,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from vae_tf.views import grids
+from vae_tf.views import grids, latent, pictures
 from vae_tf import report
 from vae_tf.training import checkpoints
 from vae_tf.run import faults, files, rundir
-from vae_tf.views import latent, pictures
 from vae_tf.models import optimizer
 from vae_tf.config import Config
 

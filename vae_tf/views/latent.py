@@ -1,7 +1,7 @@
-"""The latent space in numbers, with numpy alone: the codes that sampling,
+"""The latent space in numbers (numpy, no model): the codes that sampling,
 interpolation, traversal, the 2-D manifold and attribute arithmetic decode; active
-units; attribute vectors; the 2-D projection and scatter plot of codes; the
-animated GIF of the samples grids.
+units; attribute vectors; the 2-D projection of codes; and the two pictures made
+from codes or grids alone (the scatter plot, the animated GIF of the samples grids).
 `vae_tf.views.pictures` pairs the codes with a model's decoder.
 """
 

@@ -10,8 +10,7 @@ pictures are drawn by the same code.
 
 import numpy as np
 
-from vae_tf.views import grids
-from vae_tf.views import latent
+from vae_tf.views import grids, latent
 from vae_tf.errors import UserError
 
 

@@ -5,44 +5,30 @@ log-variance of q(z|x)); the decoder maps z [N, latent_dim] to the likelihood's 
 output [N, H, W, output_channels], its width set by the likelihood
 (`Likelihood.decoder_channels`), not by the image.
 
-A family is one module in this package that calls `register` with its two
-builders; a new one is that module (found and imported below), its name in
-`config.ARCHITECTURES` and any settings it needs in `Config`.
+A family is one module in this package with the two builders; a new one is that
+module, its name in `vae_tf.registry.ARCHITECTURES` and any settings it needs in
+`Config`.
 """
 
-import importlib
 import math
-import pkgutil
-from typing import Callable, NamedTuple, Tuple
+from typing import Tuple
 
 import keras
 
 from vae_tf.config import Config
-
-
-class Family(NamedTuple):
-    """build_encoder(config, image_shape) and build_decoder(config, image_shape,
-    output_channels), each returning a keras.Model."""
-    build_encoder: Callable[..., keras.Model]
-    build_decoder: Callable[..., keras.Model]
-
-
-REGISTRY = {}
-
-
-def register(name: str, build_encoder, build_decoder) -> None:
-    """Makes --architecture=`name` build with these builders."""
-    REGISTRY[name] = Family(build_encoder, build_decoder)
+from vae_tf.registry import ARCHITECTURES
 
 
 def build_encoder(config: Config, image_shape: Tuple[int, int, int]) -> keras.Model:
-    return REGISTRY[config.architecture].build_encoder(config, tuple(image_shape))
+    """The family's encoder: images [N, H, W, C] -> [N, 2 * latent_dim]."""
+    return ARCHITECTURES.get(config.architecture).build_encoder(config, tuple(image_shape))
 
 
 def build_decoder(config: Config, image_shape: Tuple[int, int, int],
                   output_channels: int) -> keras.Model:
-    return REGISTRY[config.architecture].build_decoder(config, tuple(image_shape),
-                                                       output_channels)
+    """The family's decoder: z [N, latent_dim] -> [N, H, W, output_channels]."""
+    return ARCHITECTURES.get(config.architecture).build_decoder(config, tuple(image_shape),
+                                                                output_channels)
 
 
 def smallest_map(image_shape, halvings: int) -> Tuple[int, int]:
@@ -63,8 +49,3 @@ def crop_to_image(h, image_shape):
                                      (extra_w // 2, extra_w - extra_w // 2)))(h)
     return h
 
-
-# Every module of this package registers its family when imported: a new family is
-# a new file here, with no list to update.
-for _module in pkgutil.iter_modules(__path__):
-    importlib.import_module(f"{__name__}.{_module.name}")

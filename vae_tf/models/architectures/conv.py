@@ -6,7 +6,7 @@ from typing import Sequence
 import keras
 from keras import layers
 
-from vae_tf.models.architectures import crop_to_image, register, smallest_map
+from vae_tf.models.architectures import crop_to_image, smallest_map
 
 
 def build_encoder(config, image_shape) -> keras.Model:
@@ -49,6 +49,3 @@ def conv_decoder(image_shape, channels: Sequence[int], kernel_size: int, latent_
     h = layers.Conv2DTranspose(output_channels or image_channels, kernel_size, strides=2,
                                padding="same", name="output")(h)
     return keras.Model(z, crop_to_image(h, image_shape), name="decoder")
-
-
-register("conv", build_encoder, build_decoder)

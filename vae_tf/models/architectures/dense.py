@@ -6,8 +6,6 @@ from typing import Sequence
 import keras
 from keras import layers
 
-from vae_tf.models.architectures import register
-
 
 def build_encoder(config, image_shape) -> keras.Model:
     return dense_encoder(image_shape, config.dense_units, config.latent_dim, config.activation)
@@ -42,6 +40,3 @@ def dense_decoder(image_shape, units: Sequence[int], latent_dim: int,
     h = layers.Dense(math.prod(out_shape), name="output")(h)
     out = layers.Reshape(out_shape)(h)
     return keras.Model(z, out, name="decoder")
-
-
-register("dense", build_encoder, build_decoder)

@@ -19,7 +19,7 @@ import math
 import keras
 from keras import layers
 
-from vae_tf.models.architectures import crop_to_image, register, smallest_map
+from vae_tf.models.architectures import crop_to_image, smallest_map
 
 
 def _normalization(kind: str, width: int, name: str):
@@ -110,6 +110,3 @@ def build_decoder(config, image_shape, output_channels: int) -> keras.Model:
     h = layers.UpSampling2D(2, interpolation="nearest")(h)
     h = layers.Conv2D(output_channels, 3, padding="same", name="output")(h)
     return keras.Model(z, crop_to_image(h, image_shape), name="decoder")
-
-
-register("resnet", build_encoder, build_decoder)
