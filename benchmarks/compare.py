@@ -12,7 +12,7 @@ Bernoulli likelihood, Adam 1e-3) at --size x --size x 3, batch --batch. Prints e
 one's median images/s over the rounds, its spread, and the project's ratio to it.
 A fourth contestant, "network_only" (throughput.py --network_only), is the ceiling
 set by TensorFlow's kernels: the network's forward pass and weight gradients alone.
-Everything it runs is in this repository, so a clone can rerun the README's comparison;
+Everything it runs is in this repository, so a clone can rerun docs/speed.md's comparison;
 --bench_dir points it at another folder of torch_ref.py and keras_ref.py that
 follow the same protocol (stated in their docstrings).
 

@@ -27,7 +27,7 @@ def require_dir(path: str, what: str, how: str = "") -> str:
     if not os.path.isdir(path):
         pytest.skip(f"{what} not found at {path}: " + (how or (
             f"set {DATA_ENV} to a folder holding mnist/, celeba/ and frey_faces/ "
-            "(see README, 'Tests')")))
+            "(see docs/reference.md, 'Tests')")))
     return path
 
 
