@@ -4,7 +4,7 @@ Batching comes before the cast and the binarization so that those run once per
 batch rather than once per image.
 
 tf.data's autotuner is turned off: in TF 2.21 its thread held up the end of every
-pass over a dataset (measured in docs/speed.md, "The input pipeline"); a cast and a
+pass over a dataset (measured in docs/speed.md, "The settings"); a cast and a
 comparison per batch need only fixed parallelism and two batches of prefetch.
 """
 
