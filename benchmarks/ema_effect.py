@@ -24,7 +24,7 @@ def main(path):
     from vae_tf.models import optimizer
     from vae_tf.run import rundir
     from vae_tf.datasets.pipeline import make_batches
-    from vae_tf.models.vae import load_vae
+    from vae_tf.training.checkpoints import load_vae
 
     run = rundir.RunDir(path)
     config = run.read_config()

@@ -5,7 +5,7 @@ import numpy as np
 import tensorflow as tf
 
 from vae_tf.config import Config
-from vae_tf.models.vae import load_vae
+from vae_tf.training.checkpoints import load_vae
 from vae_tf.train import run
 from vae_tf.views.trained import TrainedRun
 

@@ -15,7 +15,8 @@ import tensorflow as tf
 from conftest import run_module, tiny_config
 from vae_tf import evaluate, gradcheck, train
 from vae_tf.models import hierarchical
-from vae_tf.models.vae import build_vae, load_vae
+from vae_tf.models.vae import build_vae
+from vae_tf.training.checkpoints import load_vae
 from vae_tf.views.trained import TrainedRun
 
 
@@ -45,13 +46,15 @@ def test_per_group_kl_of_a_two_group_model_matches_numpy():
     top_features, features = model._features(tf.constant(x))
     top, second = model.top_down.groups
     h = tf.zeros([5, 1, 1, 8])
-    q_mean, q_logvar = map(_numpy, top.posterior(h, top_features, tf.float32))
+    q = top.posterior(h, top_features, tf.float32)
+    q_mean, q_logvar = _numpy(q.mean), _numpy(q.logvar)
     kl_top = 0.5 * np.sum(np.exp(q_logvar) + q_mean ** 2 - 1.0 - q_logvar, axis=(1, 2, 3))
     z = q_mean + np.exp(0.5 * q_logvar) * eps[0]
     h = tf.image.resize(top.merge(h, tf.constant(z, tf.float32)), [7, 7], method="nearest")
-    p_mean, p_logvar, h = second.prior(h, tf.float32)
-    q_mean, q_logvar = map(_numpy, second.posterior(h, features, tf.float32))
-    p_mean, p_logvar = _numpy(p_mean), _numpy(p_logvar)
+    p, h = second.prior(h, tf.float32)
+    q = second.posterior(h, features, tf.float32)
+    q_mean, q_logvar = _numpy(q.mean), _numpy(q.logvar)
+    p_mean, p_logvar = _numpy(p.mean), _numpy(p.logvar)
     kl_second = 0.5 * np.sum(p_logvar - q_logvar - 1.0 + (np.exp(q_logvar) + (q_mean - p_mean) ** 2)
                              / np.exp(p_logvar), axis=(1, 2, 3))
     assert np.abs(p_mean).max() > 1e-3 and np.abs(p_logvar).max() > 1e-3  # a learned prior

@@ -6,7 +6,8 @@ import pytest
 import tensorflow as tf
 
 from conftest import tiny_config
-from vae_tf.models import kl, losses
+from vae_tf.models import kl
+from vae_tf.models.gaussian import DiagonalGaussian
 from vae_tf.models.vae import build_vae
 
 
@@ -83,7 +84,7 @@ def test_bad_combinations_fail_clearly(changes, message):
 def _penalty_and_grads(model, mean, logvar, kl_weight=1.0):
     mean, logvar = tf.Variable(mean, dtype=tf.float32), tf.Variable(logvar, dtype=tf.float32)
     with tf.GradientTape() as tape:
-        kl_per_dim = losses.gaussian_kl_per_dim(mean, logvar)
+        kl_per_dim = DiagonalGaussian(mean, logvar).kl_standard()
         per_example = model.kl_penalty(kl_per_dim, kl_weight, model.training_steps.value)
         penalty = tf.reduce_mean(per_example)
     grad_mean, grad_logvar = tape.gradient(penalty, [mean, logvar])

@@ -62,7 +62,7 @@ def test_the_export_holds_the_gaussian_of_the_training_codes(fitted_run):
 
 
 def test_each_epochs_checkpoint_carries_that_epochs_fit(fitted_run):
-    from vae_tf.models.vae import load_vae
+    from vae_tf.training.checkpoints import load_vae
 
     _, run_dir = fitted_run
     exported = TrainedRun(run_dir).signatures["sampling_prior"]()["scale_tril"].numpy()

@@ -41,7 +41,7 @@ def _log_mean_exp(values: np.ndarray) -> np.ndarray:
     return (top + np.log(np.mean(np.exp(values - top), axis=-1, keepdims=True)))[..., 0]
 
 
-def _make_log_weights(run, num_samples: int):
+def _make_log_weights(run):
     """A function: (images [n,...], seeds [n,2], first, num) -> log p(x|z_k), log w_k
     and the ELBO's KL term for samples k = first .. first+num-1 of each image, each
     [n, num], in one batched call of the export's log_weights signature.
@@ -57,15 +57,16 @@ def _make_log_weights(run, num_samples: int):
             return out["log_likelihood"], out["log_weight"], out["kl"]
 
         return log_weights
-    return _legacy_log_weights(run, num_samples)
+    return _legacy_log_weights(run)
 
 
-def _legacy_log_weights(run, num_samples: int):
+def _legacy_log_weights(run):
     """_make_log_weights for an export made before the log_weights signature, from its
-    encode and log_likelihood signatures (a one-vector latent with prior N(0, I))."""
+    encode and log_likelihood signatures (a one-vector latent with prior N(0, I));
+    image n's samples are rows of one draw from seeds[n] itself."""
     import tensorflow as tf
 
-    from vae_tf.models.losses import LOG_2PI
+    from vae_tf.models.gaussian import DiagonalGaussian, per_image_draw
 
     encode = run.signatures["encode"]
     log_likelihood = run.signatures["log_likelihood"]
@@ -77,19 +78,19 @@ def _legacy_log_weights(run, num_samples: int):
         tf.TensorSpec([], tf.int32)])
     def log_weights(images, seeds, first, num):
         posterior = encode(images=images)
-        mean, logvar = posterior["mean"], posterior["logvar"]
-        n = tf.shape(mean)[0]
-        eps = tf.map_fn(
-            lambda s: tf.random.stateless_normal([num_samples, latent], s)[first:first + num],
-            seeds, fn_output_signature=tf.TensorSpec([None, latent], tf.float32))
-        z = mean[:, None] + tf.exp(0.5 * logvar)[:, None] * eps
+        # Each image's Gaussian against its `num` samples [n, num, latent].
+        q = DiagonalGaussian(posterior["mean"][:, None], posterior["logvar"][:, None])
+        n = tf.shape(q.mean)[0]
+        eps = tf.reshape(per_image_draw(seeds, first, num, fold_in=False)([n * num, latent]),
+                         [n, num, latent])
+        z = q.sample(eps)
         ll = log_likelihood(images=tf.repeat(images, num, axis=0),
                             z=tf.reshape(z, [-1, latent]))["log_prob"]
         ll = tf.reshape(ll, [n, num])
-        log_prior = -0.5 * tf.reduce_sum(tf.square(z) + LOG_2PI, axis=-1)
-        log_q = -0.5 * tf.reduce_sum(tf.square(eps) + LOG_2PI + logvar[:, None], axis=-1)
-        kl = 0.5 * tf.reduce_sum(tf.exp(logvar) + tf.square(mean) - 1.0 - logvar, axis=-1)
-        return ll, ll + log_prior - log_q, tf.repeat(kl[:, None], num, axis=1)
+        log_prior = tf.reduce_sum(DiagonalGaussian.standard(z).log_prob(z), axis=-1)
+        log_q = tf.reduce_sum(q.noise_log_prob(eps), axis=-1)
+        kl = tf.reduce_sum(q.kl_standard(), axis=-1)
+        return ll, ll + log_prior - log_q, tf.repeat(kl, num, axis=1)
 
     return log_weights
 
@@ -105,7 +106,7 @@ def importance_bounds(run, images, num_samples: int, seed: int = 0,
     calls too. Only the K log-weights per image are kept, so K is bounded by
     memory for N*K floats, not by the decoder's activations.
     """
-    log_weights = _make_log_weights(run, num_samples)
+    log_weights = _make_log_weights(run)
     per_call = min(num_samples, decoder_batch_size)
     group = max(1, decoder_batch_size // num_samples)
     rec, kl, nll = [], [], []

@@ -20,7 +20,8 @@ the image size by halving, rounded up). The bottom-up path has --blocks_per_stag
 residual blocks at each halving of the side down to the top group's. Every group's map has --latent_dim
 channels, every network --conv_channels (one value) channels.
 
-What the flat VAE's interface means here (and so in the export):
+`HierarchicalVAE` gives the VAE's objective this family's networks. What the flat
+VAE's interface means here (and so in the export):
   encode       q(z_top | x): the top group's posterior, [N, latent] (flattened)
   decode(z)    the decoder's mean with the top group at z and every group below at
                its prior mean (temperature 0: deterministic)
@@ -36,8 +37,10 @@ import keras
 import tensorflow as tf
 from keras import layers
 
-from vae_tf.models import losses
+from vae_tf.models import gaussian
 from vae_tf.models.architectures.resnet import ResidualBlock
+from vae_tf.models.gaussian import DiagonalGaussian
+from vae_tf.models.vae import VAE, repeat_examples
 from vae_tf.config import Config, parse_hierarchy
 from vae_tf.errors import UserError
 
@@ -130,43 +133,29 @@ class LatentGroup(layers.Layer):
 
     @_scoped
     def prior(self, h, stats_dtype):
-        """(mean, logvar) of p(z_g | z_<g) in `stats_dtype`, and h with the prior's
-        features added."""
+        """p(z_g | z_<g), in `stats_dtype`, and h with the prior's features added."""
         if self.top:
             shape = tf.concat([tf.shape(h)[:3], [self.channels]], 0)
             zeros = tf.zeros(shape, stats_dtype)
-            return zeros, zeros, h
+            return DiagonalGaussian(zeros, zeros), h
         out = self.prior_net(h)
         stats = tf.cast(out[..., :2 * self.channels], stats_dtype)
-        mean, logvar = tf.split(stats, 2, axis=-1)
-        return mean, _clip(logvar), h + out[..., 2 * self.channels:]
+        return DiagonalGaussian.from_stats(stats), h + out[..., 2 * self.channels:]
 
     @_scoped
     def posterior(self, h, features, stats_dtype):
-        out = tf.cast(self.posterior_net(tf.concat([h, features], axis=-1)), stats_dtype)
-        mean, logvar = tf.split(out, 2, axis=-1)
-        return mean, _clip(logvar)
+        """q(z_g | x, z_<g), in `stats_dtype`."""
+        out = self.posterior_net(tf.concat([h, features], axis=-1))
+        return DiagonalGaussian.from_stats(tf.cast(out, stats_dtype))
 
     @_scoped
     def merge(self, h, z, training=False):
         return self.block(h + self.project(tf.cast(z, h.dtype)), training=training)
 
 
-def _clip(logvar):
-    return tf.clip_by_value(logvar, losses.LOGVAR_MIN, losses.LOGVAR_MAX)
-
-
-def _gaussian_log_prob(z, mean, logvar):
-    """log N(z; mean, exp(logvar)) summed over a group's map: [N]."""
-    return -0.5 * tf.reduce_sum(tf.square(z - mean) * tf.exp(-logvar) + logvar + losses.LOG_2PI,
-                                axis=[1, 2, 3])
-
-
-def _gaussian_kl(q_mean, q_logvar, p_mean, p_logvar):
-    """KL(N(q) || N(p)) summed over a group's map: [N]."""
-    return 0.5 * tf.reduce_sum(
-        p_logvar - q_logvar + (tf.exp(q_logvar) + tf.square(q_mean - p_mean))
-        * tf.exp(-p_logvar) - 1.0, axis=[1, 2, 3])
+def _sum_map(values):
+    """A group's per-element values summed over its map: [N]."""
+    return tf.reduce_sum(values, axis=[1, 2, 3])
 
 
 class Hierarchy:
@@ -229,61 +218,68 @@ class TopDown(layers.Layer):
              for b in range(config.blocks_per_stage)] for side in hierarchy.output_sides]
         self.act = layers.Activation(config.activation)
         self.out = layers.Conv2D(output_channels, 3, padding="same", name="output")
-        self.built = True  # used through `run`; its layers build on their first use
+        self.built = True  # used through its paths; its layers build on their first use
 
     @_scoped
-    def run(self, batch, features=None, draw=None, temperatures=None, top=None,
-            training=False):
-        """Runs the groups top first. Returns (the likelihood's parameters, the
-        per-group KL [N, groups] and log p(z) - log q(z) [N] when `features` are given).
-
-        With bottom-up `features` each group's z comes from its posterior: a sample
-        with noise `draw(shape)`, or the mean when `draw` is None. Without them, from
-        its prior: the mean + temperature * std * draw(shape), or the mean when
-        `draw` is None; the top group at `top` [N, latent] where it is given.
-        """
+    def posterior(self, features, draw=None, training=False):
+        """The posterior path: each group's z from q(z_g | x, z_<g), top first, given
+        the bottom-up `features` (top first): a sample with noise `draw(shape)`, or
+        the mean when `draw` is None. Returns the likelihood's parameters, the KL per
+        group [N, groups] and log p(z) - log q(z|x) [N]."""
         stats_dtype = self.variable_dtype
-        if draw is not None:
-            noise_of, draw = draw, lambda shape: tf.cast(noise_of(shape), stats_dtype)
-        sides = self.hierarchy.group_sides
-        h = tf.zeros([batch, sides[0], sides[0], self.width], self.compute_dtype)
-        features_at = dict(zip(self.hierarchy.resolutions, features or []))
+        features_at = dict(zip(self.hierarchy.resolutions, features))
+        h = self._start(tf.shape(features[0])[0])
         kls, log_ratio = [], 0.0
-        for g, (group, side) in enumerate(zip(self.groups, sides)):
+        for group, side in zip(self.groups, self.hierarchy.group_sides):
             h = _resize(h, side)
-            p_mean, p_logvar, h = group.prior(h, stats_dtype)
-            if features is not None:
-                q_mean, q_logvar = group.posterior(h, features_at[side], stats_dtype)
-                z = q_mean
-                if draw is not None:
-                    z = q_mean + tf.exp(0.5 * q_logvar) * draw(tf.shape(q_mean))
-                kls.append(_gaussian_kl(q_mean, q_logvar, p_mean, p_logvar))
-                log_ratio += (_gaussian_log_prob(z, p_mean, p_logvar)
-                              - _gaussian_log_prob(z, q_mean, q_logvar))
-            elif g == 0 and top is not None:
-                z = tf.reshape(tf.cast(top, stats_dtype), tf.shape(p_mean))
-            elif draw is not None and temperatures is not None:
-                t = tf.cast(temperatures[g], stats_dtype)
-                z = p_mean + t * tf.exp(0.5 * p_logvar) * draw(tf.shape(p_mean))
-            else:
-                z = p_mean
+            p, h = group.prior(h, stats_dtype)
+            q = group.posterior(h, features_at[side], stats_dtype)
+            z = q.mean if draw is None else q.sample(gaussian.noise_like(draw, q.mean))
+            kls.append(_sum_map(q.kl(p)))
+            log_ratio += _sum_map(p.log_prob(z)) - _sum_map(q.log_prob(z))
             h = group.merge(h, z, training=training)
+        return self._output(h, training), tf.stack(kls, axis=-1), log_ratio
+
+    @_scoped
+    def prior(self, batch, draw=None, temperatures=None, top=None, training=False):
+        """The prior path: each group's z from p(z_g | z_<g), top first: the mean +
+        temperatures[g] * std * draw(shape), or the mean when `draw` is None; the top
+        group at `top` [N, latent] where it is given. Returns the likelihood's
+        parameters."""
+        stats_dtype = self.variable_dtype
+        h = self._start(batch)
+        for g, (group, side) in enumerate(zip(self.groups, self.hierarchy.group_sides)):
+            h = _resize(h, side)
+            p, h = group.prior(h, stats_dtype)
+            if g == 0 and top is not None:
+                z = tf.reshape(tf.cast(top, stats_dtype), tf.shape(p.mean))
+            elif draw is None:
+                z = p.mean
+            else:
+                z = p.sample(gaussian.noise_like(draw, p.mean),
+                             tf.cast(temperatures[g], stats_dtype))
+            h = group.merge(h, z, training=training)
+        return self._output(h, training)
+
+    def _start(self, batch):
+        """The top-down state above the top group: zeros."""
+        side = self.hierarchy.group_sides[0]
+        return tf.zeros([batch, side, side, self.width], self.compute_dtype)
+
+    def _output(self, h, training):
+        """The state after the last group to the likelihood's parameters."""
         for side, blocks in zip(self.hierarchy.output_sides, self.upsampling_blocks):
             h = _resize(h, side)
             for block in blocks:
                 h = block(h, training=training)
         h = _resize(self.act(h), self.hierarchy.image_side)
-        params = tf.cast(self.out(h), stats_dtype)
-        if features is None:
-            return params, None, None
-        return params, tf.stack(kls, axis=-1), log_ratio
+        return tf.cast(self.out(h), self.variable_dtype)
 
     @_scoped
-    def top_posterior(self, batch, top_features):
-        """(mean, logvar) of q(z_top | x), [N, side, side, channels]."""
-        side = self.hierarchy.group_sides[0]
-        h = tf.zeros([batch, side, side, self.width], self.compute_dtype)
-        return self.groups[0].posterior(h, top_features, self.variable_dtype)
+    def top_posterior(self, top_features):
+        """q(z_top | x), [N, side, side, channels]."""
+        return self.groups[0].posterior(self._start(tf.shape(top_features)[0]), top_features,
+                                        self.variable_dtype)
 
 
 def temperatures_for(temperature, num_groups: int) -> tf.Tensor:
@@ -294,3 +290,57 @@ def temperatures_for(temperature, num_groups: int) -> tf.Tensor:
                         f"not {t.shape[0]}.")
     # Traced with an unknown length (the export), a wrong one fails when it is run.
     return tf.broadcast_to(t, [num_groups])
+
+
+class HierarchicalVAE(VAE):
+    """--architecture=hierarchical: the VAE's objective over groups of latent maps at
+    several resolutions, each group's prior and posterior conditioned on the groups
+    above (the module docstring says what encode, decode and sampling mean here).
+
+    The KL is logged in total and per group (kl_group0 is the top group).
+    """
+
+    def _build_networks(self, config: Config, output_channels: int) -> int:
+        self.hierarchy = Hierarchy(config, self.image_shape)
+        self.bottom_up = build_bottom_up(config, self.image_shape, self.hierarchy)
+        self.top_down = TopDown(config, self.hierarchy, output_channels, name="top_down")
+        return self.hierarchy.group_sizes()[0]
+
+    def kl_part_names(self):
+        return [f"kl_group{g}" for g in range(self.hierarchy.num_groups)]
+
+    def noise_shapes(self):
+        c = self.hierarchy.channels
+        return [(side, side, c) for side in self.hierarchy.group_sides]
+
+    def _features(self, images, training=False):
+        features = self.bottom_up(images, training=training)
+        return features if isinstance(features, (list, tuple)) else [features]
+
+    def encode(self, images, training=False):
+        """q(z_top | x), flattened to [N, latent]."""
+        q = self.top_down.top_posterior(self._features(images, training=training)[0])
+        return (tf.reshape(q.mean, [-1, self.latent_dim]),
+                tf.reshape(q.logvar, [-1, self.latent_dim]))
+
+    def decoder_output(self, z, training=False):
+        """The likelihood's parameters with the top group at z and the rest at their
+        prior means."""
+        return self.top_down.prior(tf.shape(z)[0], top=z, training=training)
+
+    def posterior_pass(self, images, draw, num=1, training=False):
+        """Every group from its posterior; the KL per group, each analytic given the
+        groups above it as sampled."""
+        features = [repeat_examples(f, num) for f in self._features(images, training=training)]
+        return self.top_down.posterior(features, draw, training=training)
+
+    def prior_pass(self, num, draw, temperature):
+        """Every group from its prior at `temperature` (one value, or one per group);
+        temperature 0 gives the prior means. With --sample_prior=fitted the top group
+        comes from the Gaussian fitted to its posterior codes instead (mean + T *
+        scale_tril @ e), the rest from their priors."""
+        temperatures = temperatures_for(temperature, self.hierarchy.num_groups)
+        top = None
+        if self.config.sample_prior == "fitted":
+            top = self.sampling_prior_codes(draw, num, temperatures[0])
+        return self.top_down.prior(num, draw, temperatures, top=top)

@@ -5,33 +5,25 @@ dimensions) and leaves the mean over the batch to the caller. A mean over pixels
 would scale the likelihood down by H*W*C against the KL, the most common VAE bug.
 
     -ELBO(x) = E_q(z|x)[-log p(x|z)] + KL(q(z|x) || N(0, I))     (nats per image)
+
+The KL term is the diagonal Gaussian's (vae_tf/models/gaussian.py).
 """
 
 import math
 
 import tensorflow as tf
 
-# exp() of a log-variance beyond these bounds overflows float32 or underflows to 0.
-LOGVAR_MIN, LOGVAR_MAX = -30.0, 20.0
+from vae_tf.models.gaussian import LOG_2PI
+
 # Learned likelihood scales stay above 1e-3 (in [0, 1] pixel units): below that the
 # density of a continuous likelihood on 8-bit data grows without bound.
 LOG_SCALE_MIN = math.log(1e-3)
 
-LOG_2PI = math.log(2.0 * math.pi)
 _LOG_2 = math.log(2.0)
 
 
 def sum_per_example(values: tf.Tensor) -> tf.Tensor:
     return tf.reduce_sum(tf.reshape(values, [tf.shape(values)[0], -1]), axis=1)
-
-
-def gaussian_kl_per_dim(mean: tf.Tensor, logvar: tf.Tensor) -> tf.Tensor:
-    """KL(N(mean, exp(logvar)) || N(0, I)) per latent dimension, shape [batch, latent].
-
-    KL_j = 0.5 * (exp(logvar_j) + mean_j^2 - 1 - logvar_j); the KL of an example is
-    the sum over j (the caller sums, since the KL penalties work per dimension).
-    """
-    return 0.5 * (tf.exp(logvar) + tf.square(mean) - 1.0 - logvar)
 
 
 def bernoulli_nll(x: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:

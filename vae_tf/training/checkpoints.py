@@ -4,15 +4,18 @@ one that loads.
 A checkpoint is Keras' `.weights.h5` file of the whole model: the networks'
 weights, the likelihood's scale, the model's step counter and the optimizer's state
 (Adam's moments and iteration count), so a run resumed from it continues where it
-stopped.
+stopped. `load_vae` gives a finished run's Keras model from Python.
 """
 
 import io
 import math
+from typing import Optional
 
 import keras
+import tensorflow as tf
 from absl import logging
 
+from vae_tf.models.vae import VAE, build_vae
 from vae_tf.run import faults, files, rundir
 from vae_tf.errors import UserError
 
@@ -64,6 +67,32 @@ def restore_latest(model, run: rundir.RunDir) -> int:
         raise UserError(f"No checkpoint in {run.join(rundir.CHECKPOINTS)} loads (all are "
                         "damaged); delete the run directory to train again.")
     return 0
+
+
+def load_vae(run_dir: str, epoch: Optional[int] = None) -> VAE:
+    """The Keras model of a trained run, with the weights of its last checkpoint (or
+    of epoch `epoch`), for use from Python: `encode`, `decode`, `log_likelihood`,
+    calling it on images, or training it further with `fit`.
+
+    The image shape is read from the run's SavedModel, so the run must be finished.
+    """
+    run = rundir.open_existing(run_dir)
+    config = run.read_config()
+    if not run.is_finished():
+        raise UserError(f"{run_dir} is not finished (no complete {rundir.SAVED_MODEL}/).")
+    encode = tf.saved_model.load(run.saved_model_dir).signatures["encode"]
+    image_shape = tuple(encode.structured_input_signature[1]["images"].shape[1:])
+    rows = run.read_metrics()
+    # The cyclical KL schedule needs the run's length: steps per epoch times epochs.
+    total_steps = int(rows[-1]["step"] / rows[-1]["epoch"] * config.epochs) if rows else 1
+    model = build_vae(config, image_shape, total_steps=total_steps)
+    checkpoints = dict(run.checkpoints())
+    epoch = epoch or max(checkpoints, default=None)
+    if epoch not in checkpoints:
+        raise UserError(f"{run_dir} has no checkpoint of epoch {epoch} "
+                        f"(it has {sorted(checkpoints) or 'none'}).")
+    model.load_weights(checkpoints[epoch])
+    return model
 
 
 class EpochCheckpoint(keras.callbacks.Callback):
