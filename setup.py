@@ -6,7 +6,9 @@ setup(
     description="Train variational autoencoders on image datasets with Keras 3 / TensorFlow.",
     packages=find_packages(include=["vae_tf", "vae_tf.*"]),
     # The fused kernels' C++ source, compiled on first use (vae_tf/kernels).
-    package_data={"vae_tf.kernels": ["*.cc"]},
+    package_data={"vae_tf.kernels": ["*.cc"],
+                  # The explore command's page (vae_tf/views/explorer.py serves it).
+                  "vae_tf.views": ["explorer_static/*"]},
     python_requires=">=3.10",
     install_requires=[
         # The one TensorFlow package that runs everywhere (CPU; a GPU once CUDA's
@@ -35,7 +37,9 @@ setup(
         # pytest-xdist runs the test files in parallel processes (setup.cfg): most of
         # a test's time is one-threaded Python (TensorFlow's import, tracing), so two
         # processes on 2 cores took the suite from 967 s to 562-643 s (fresh clones).
-        "test": ["pytest>=8", "pytest-xdist>=3.5"],
+        # playwright drives Debian's chromium (.ci/run installs it) in the explore
+        # command's tests; its own browser download (`playwright install`) is not used.
+        "test": ["pytest>=8", "pytest-xdist>=3.5", "playwright>=1.40"],
         # pip install -e ".[gpu]": the same tensorflow with NVIDIA's CUDA and cuDNN wheels.
         "gpu": ["tensorflow[and-cuda]>=2.21,<2.22"],
     },
@@ -43,5 +47,6 @@ setup(
     entry_points={"console_scripts": ["vae-tf=vae_tf.cli:dispatch"] + [
         f"vae-tf-{name}=vae_tf.{name}:console_main"
         for name in ("train", "evaluate", "sample", "reconstruct", "interpolate", "traverse",
-                     "scatter", "attributes", "manifold", "animate", "report", "gradcheck")]},
+                     "scatter", "attributes", "manifold", "animate", "report", "gradcheck",
+                     "explore")]},
 )

@@ -36,6 +36,7 @@ COMMANDS = {
     "animate": "vae_tf.animate",
     "report": "vae_tf.report",
     "gradcheck": "vae_tf.gradcheck",
+    "explore": "vae_tf.explore",
 }
 
 

@@ -1,0 +1,1 @@
+"""A trained run seen through its export: pictures and pages built on its SavedModel."""
