@@ -16,6 +16,7 @@ const state = {
   blendB: null,
   updates: 0,        // images shown so far
   latencies: [],     // ms from a control's input to its new image on screen
+  serverMs: [],      // the server's part of each: decoding and PNG encoding
   currentBlob: null,
 };
 window.explorer = state;  // for tests and for a look from the browser's console
@@ -69,7 +70,9 @@ function currentCode() {
 }
 
 const showCode = latestOnly(async (code, started) => {
-  const blob = await (await postJSON("/api/decode", {z: code})).blob();
+  const response = await postJSON("/api/decode", {z: code});
+  const timing = /dur=([0-9.]+)/.exec(response.headers.get("Server-Timing") || "");
+  const blob = await response.blob();
   const image = $("current");
   const old = image.src;
   image.src = URL.createObjectURL(blob);
@@ -80,10 +83,12 @@ const showCode = latestOnly(async (code, started) => {
   state.currentBlob = blob;
   state.updates += 1;
   state.latencies.push(ms);
+  state.serverMs.push(timing ? +timing[1] : NaN);
   image.dataset.updates = String(state.updates);
   $("download").href = image.src;
   const recent = state.latencies.slice(-20).sort((a, b) => a - b);
-  $("latency").textContent = `update: ${ms.toFixed(0)} ms (median of the last ${recent.length}: ` +
+  $("latency").textContent = `update: ${ms.toFixed(0)} ms, of which the model ` +
+    `${timing ? (+timing[1]).toFixed(0) : "?"} ms (median of the last ${recent.length}: ` +
     `${recent[Math.floor(recent.length / 2)].toFixed(0)} ms)`;
   const norm = Math.sqrt(code.reduce((s, v) => s + v * v, 0));
   $("code-summary").textContent = `code: ${code.length} numbers, |z| = ${norm.toFixed(2)}`;
