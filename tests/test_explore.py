@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import REPO, error_line, run_module, tiny_config
+from conftest import (CELEBA_DIR, REPO, copy_celeba_images, error_line, require_dir,
+                      run_module, tiny_config)
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
@@ -329,6 +330,67 @@ def test_blend_moves_between_two_codes(page, explorer):
     code = np.array(state(page, "code"))
     np.testing.assert_allclose(code, 0.75 * a + 0.25 * b, atol=1e-6)
     np.testing.assert_array_equal(pixels(page, "#current"), decode_on_server(explorer.url, code))
+
+
+@pytest.fixture(scope="module")
+def celeba_run(tmp_path_factory):
+    """A tiny run on 40 real faces (every third in the test split) with CelebA's
+    attribute file."""
+    from vae_tf import train
+    from vae_tf.config import Config
+    from vae_tf.datasets import celeba
+
+    source = require_dir(CELEBA_DIR, "CelebA img_align_celeba + list_attr_celeba.zip")
+    root = tmp_path_factory.mktemp("celeba")
+    names = copy_celeba_images(root / celeba.IMAGES, 40)
+    (root / celeba.PARTITION).write_text(
+        "".join(f"{n} {2 if i % 3 == 0 else 0}\n" for i, n in enumerate(names)))
+    shutil.copy(os.path.join(source, celeba.ATTRIBUTES_ZIP), root)
+    config = Config(dataset="celeba", data_dir=str(root), cache_dir=str(root / "cache"),
+                    image_size=16, conv_channels=(8, 16), latent_dim=4, batch_size=8,
+                    epochs=1, steps_per_epoch=3, eval_steps=1, grid_size=2,
+                    output_dir=str(root / "out"), run_name="faces")
+    return train.run(config)["run_dir"], root / celeba.IMAGES / names[1]
+
+
+def test_celeba_attribute_sliders_and_uploads_cut_like_the_dataset(celeba_run, browser):
+    from vae_tf import latent
+    from vae_tf.datasets.preprocess import Transform, decode
+    from vae_tf.trained import TrainedRun
+    from vae_tf.views import explorer as views
+
+    run_dir, original = celeba_run
+    run = TrainedRun(run_dir)
+    model = views.Explorer(run)
+    names = [name for name, _, _ in model.attributes]
+    assert names[0] == "Smiling" and "Eyeglasses" not in names[4:]
+    codes, _ = run.encode(run.test_images())
+    all_names, has = run.test_attributes()
+    expected = latent.attribute_vectors(codes, has)[all_names.index("Smiling")]
+    np.testing.assert_allclose(model.attributes[0][1], expected, rtol=1e-6)
+    # A 178x218 original: CelebA's centred 148-pixel box, resized to the run's 16x16.
+    upload = model.upload(original.read_bytes())
+    import base64
+    import io
+
+    shown = np.asarray(Image.open(io.BytesIO(base64.b64decode(upload["image"].split(",")[1]))))
+    square, _ = decode(original.read_bytes(), Transform(crop=148, size=16, channels=3))
+    np.testing.assert_array_equal(shown, square)
+
+    server = views.open_server("127.0.0.1", 0)
+    server.explorer = model
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        page = open_page(browser, server.url)
+        base = np.array(state(page, "base"))
+        wait_for_update(page, state(page, "updates"), lambda: page.fill(
+            "#attributes input[data-name=Smiling]", "1.5"))
+        np.testing.assert_allclose(state(page, "code"), base + 1.5 * expected, atol=1e-5)
+        assert not page.errors
+        page.close()
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 # -- what the server refuses -----------------------------------------------------------

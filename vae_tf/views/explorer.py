@@ -50,6 +50,8 @@ MAX_JSON_BYTES = 64 * 1024
 NUM_DIRECTIONS = 8
 SAMPLE_GRID = 16
 GALLERY_SIZE = 24
+# The attributes the page lists first; the others follow in CelebA's order.
+FEATURED_ATTRIBUTES = ("Smiling", "Eyeglasses", "Male", "Blond_Hair", "Young", "Bald")
 # Test images whose codes give the active dimensions and the attribute vectors.
 STATS_IMAGES = 2000
 # The centered box of CelebA's aligned images the dataset cuts (datasets/celeba.py).
@@ -205,6 +207,8 @@ class Explorer:
         counts = has.sum(axis=0)
         usable = [(name, vector, int(n)) for name, vector, n in zip(names, vectors, counts)
                   if not np.isnan(vector).any()]
+        featured = lambda item: (FEATURED_ATTRIBUTES + (item[0],)).index(item[0])
+        usable.sort(key=featured)  # stable: the rest keep their order
         note = (f"mean code of the test images with the attribute minus that of those "
                 f"without ({len(means)} test images)")
         return usable, note

@@ -12,6 +12,7 @@ const state = {
   code: null,        // the code whose image is on screen
   samples: [],       // codes of the sample grid
   chosen: null,      // {image, reconstruction, code} shown under "Your image"
+  chosenImage: null, // its gallery thumbnail (none for an upload)
   blendA: null,
   blendB: null,
   updates: 0,        // images shown so far
@@ -107,7 +108,13 @@ function resetSliders() {
   });
 }
 
-function setBase(code) {
+function highlight(image) {
+  document.querySelectorAll(".grid img.chosen").forEach((other) => other.classList.remove("chosen"));
+  if (image) image.classList.add("chosen");
+}
+
+function setBase(code, image = null) {
+  highlight(image);
   state.base = code.slice();
   resetSliders();
   update();
@@ -161,17 +168,14 @@ const drawSamples = latestOnly(async () => {
     image.src = src;
     image.alt = `sample ${i}`;
     image.dataset.index = String(i);
-    image.addEventListener("click", () => {
-      grid.querySelectorAll("img").forEach((other) => other.classList.remove("chosen"));
-      image.classList.add("chosen");
-      setBase(state.samples[i]);
-    });
+    image.addEventListener("click", () => setBase(state.samples[i], image));
     return image;
   }));
 });
 
-function choose(item) {
+function choose(item, image = null) {
   state.chosen = item;
+  state.chosenImage = image;
   $("chosen-image").src = item.image;
   $("chosen-reconstruction").src = item.reconstruction;
 }
@@ -222,11 +226,11 @@ async function start() {
     image.src = item.image;
     image.alt = `test image ${i}`;
     image.dataset.index = String(i);
-    image.addEventListener("click", () => choose(item));
+    image.addEventListener("click", () => choose(item, image));
     return image;
   }));
-  choose(gallery[0]);
-  setBase(gallery[0].code);
+  choose(gallery[0], $("gallery").firstChild);
+  setBase(gallery[0].code, $("gallery").firstChild);
   await setBlendEnd("a", gallery[0].code);
   await setBlendEnd("b", gallery[Math.min(1, gallery.length - 1)].code);
 
@@ -238,7 +242,7 @@ async function start() {
     drawSamples();
   });
   $("reset-sliders").addEventListener("click", () => { resetSliders(); update(); });
-  $("use-image").addEventListener("click", () => setBase(state.chosen.code));
+  $("use-image").addEventListener("click", () => setBase(state.chosen.code, state.chosenImage));
   $("upload").addEventListener("change", () => {
     const file = $("upload").files[0];
     $("upload").value = "";
