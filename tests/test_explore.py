@@ -189,8 +189,13 @@ def test_page_loads_with_every_panel(page, run):
     np.testing.assert_array_equal(pixels(page, "#current"), expected)
     np.testing.assert_array_equal(pixels(page, "#chosen-image"), to_pixels(test_images[0]))
     np.testing.assert_array_equal(pixels(page, "#chosen-reconstruction"), expected)
-    # The download link holds the image on screen.
+    # The download is the image on screen, as a PNG at the model's size.
     assert page.get_attribute("#download", "href") == page.get_attribute("#current", "src")
+    with page.expect_download() as download:
+        page.click("#download")
+    assert download.value.suggested_filename == "vae_tf_explorer.png"
+    saved = np.asarray(Image.open(download.value.path()))
+    np.testing.assert_array_equal(saved, expected[..., 0])
 
 
 def test_direction_slider_changes_the_image(page, explorer, run):
