@@ -398,6 +398,21 @@ def test_celeba_attribute_sliders_and_uploads_cut_like_the_dataset(celeba_run, b
         server.server_close()
 
 
+def test_latency_benchmark_prints_its_figures(run_dir, browser):
+    import re
+
+    result = subprocess.run(
+        [sys.executable, os.path.join("benchmarks", "explorer_latency.py"), str(run_dir),
+         "--steps=4"], cwd=REPO, capture_output=True, text=True, timeout=600,
+        env={**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    single = re.search(r"single steps \(4 updates\): slider to image median ([0-9.]+) ms",
+                       result.stdout)
+    assert single and float(single.group(1)) > 0, result.stdout
+    assert re.search(r"of which the server's decode and PNG: median [0-9.]+ ms", result.stdout)
+    assert re.search(r"drag \(50 mouse moves in [0-9.]+ s, [0-9]+ images shown\)", result.stdout)
+
+
 # -- what the server refuses -----------------------------------------------------------
 def test_server_sends_only_its_assets_and_checks_requests(explorer):
     def get(path, host=None):

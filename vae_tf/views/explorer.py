@@ -274,7 +274,8 @@ def parse_sample_request(body: dict):
     seed, temperature = body.get("seed"), body.get("temperature")
     if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**32:
         raise RequestError(400, "seed must be an integer from 0 to 2^32 - 1.")
-    if not isinstance(temperature, (int, float)) or not 0 <= temperature <= 10:
+    if (not isinstance(temperature, (int, float)) or isinstance(temperature, bool)
+            or not 0 <= temperature <= 10):
         raise RequestError(400, "temperature must be a number from 0 to 10.")
     return seed, float(temperature)
 
@@ -285,6 +286,8 @@ class _Handler(BaseHTTPRequestHandler):
     # Headers and body leave in two writes; with Nagle's algorithm the body then
     # waited for the browser's delayed ACK, about 40 ms of every update.
     disable_nagle_algorithm = True
+    # Seconds a connection may sit idle or half-sent before its thread lets it go.
+    timeout = 60
 
     def do_GET(self):
         self._answer(self._get)
