@@ -398,6 +398,40 @@ def test_celeba_attribute_sliders_and_uploads_cut_like_the_dataset(celeba_run, b
         server.server_close()
 
 
+def test_a_hierarchy_is_explored_through_its_top_group(tmp_path):
+    import base64
+    import io
+
+    from vae_tf import train
+    from vae_tf.trained import TrainedRun
+    from vae_tf.views import explorer as views
+
+    config = tiny_config(architecture="hierarchical", conv_channels=(8,), latent_dim=2,
+                         hierarchy="1x1,7x1", blocks_per_stage=1, sample_prior="fitted",
+                         epochs=1, steps_per_epoch=4,
+                         output_dir=str(tmp_path), run_name="hierarchy")
+    run = TrainedRun(train.run(config)["run_dir"])
+    model = views.Explorer(run)
+    info = model.info()
+    assert info["hierarchical"] and info["latent_dim"] == 2  # the 1x1 group's 2 channels
+    assert [d["name"] for d in info["directions"]] == ["PC1", "PC2"]
+    as_array = lambda url: np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",")[1]))))
+    sample = model.sample(seed=3, temperature=0.5)
+    assert np.array(sample["codes"]).shape == (16, 2)
+    z = np.array(sample["codes"][0], np.float32)
+    decoded = np.asarray(Image.open(io.BytesIO(model.decode_png(z))))
+    np.testing.assert_array_equal(decoded, as_array(sample["images"][0]))
+    np.testing.assert_array_equal(decoded, to_pixels(run.decode(z[None])[0])[..., 0])
+    # An upload's reconstruction is the export's (every group at its posterior mean).
+    image = run.test_images(1)[0]
+    buffer = io.BytesIO()
+    Image.fromarray(np.round(image[..., 0] * 255).astype(np.uint8)).save(buffer, format="PNG")
+    upload = model.upload(buffer.getvalue())
+    np.testing.assert_array_equal(as_array(upload["reconstruction"]),
+                                  to_pixels(run.reconstruct(image[None])[0])[..., 0])
+    np.testing.assert_allclose(upload["code"], run.encode(image[None])[0][0], atol=1e-6)
+
+
 def test_latency_benchmark_prints_its_figures(run_dir, browser):
     import re
 
