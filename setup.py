@@ -13,7 +13,9 @@ setup(
     description="Train variational autoencoders on image datasets with Keras 3 / TensorFlow.",
     packages=find_packages(include=["vae_tf", "vae_tf.*"]),
     # The fused kernels' C++ source, compiled on first use (vae_tf/kernels).
-    package_data={"vae_tf.models.kernels": ["*.cc"]},
+    package_data={"vae_tf.models.kernels": ["*.cc"],
+                  # The explore command's page (vae_tf/views/explorer.py serves it).
+                  "vae_tf.views": ["explorer_static/*"]},
     python_requires=">=3.10",
     install_requires=[
         # The one TensorFlow package that runs everywhere (CPU; a GPU once CUDA's
@@ -41,7 +43,9 @@ setup(
     extras_require={
         # pytest-xdist runs the test files in parallel processes (setup.cfg): most of
         # a test's time is one-threaded Python (TensorFlow's import, tracing).
-        "test": ["pytest>=8", "pytest-xdist>=3.5"],
+        # playwright drives Debian's chromium (.ci/run installs it) in the explore
+        # command's tests; its own browser download (`playwright install`) is not used.
+        "test": ["pytest>=8", "pytest-xdist>=3.5", "playwright>=1.40"],
         # pip install -e ".[gpu]": the same tensorflow with NVIDIA's CUDA and cuDNN wheels.
         "gpu": ["tensorflow[and-cuda]>=2.21,<2.22"],
     },

@@ -68,7 +68,8 @@ def test_unwritable_output_dir(tmp_path):
 
 
 COMMAND_MODULES = ("train", "evaluate", "sample", "reconstruct", "interpolate", "traverse",
-                   "scatter", "attributes", "manifold", "animate", "report", "gradcheck")
+                   "scatter", "attributes", "manifold", "animate", "report", "gradcheck",
+                   "explore")
 
 
 def test_no_tensorflow_before_flags_are_parsed():

@@ -82,6 +82,11 @@ COMMAND_FLAGS = {
                 "plain reconstruction).", {}),
     "step": ("float", 1e-4, "Finite-difference step h added to and subtracted from each "
              "weight by the gradient check.", {"lower_bound": 0.0}),
+    "host": ("string", "127.0.0.1", "Address explore listens on (IPv4). The default, "
+             "127.0.0.1, is reachable from this machine only; another address (0.0.0.0: "
+             "all of them) exposes the explorer, which has no password, to the network.", {}),
+    "port": ("integer", 8765, "Port explore listens on; 0 takes a free one (the address "
+             "is printed).", {"lower_bound": 0, "upper_bound": 65535}),
 }
 
 

@@ -80,5 +80,5 @@ DATASETS = Registry("dataset", {
 COMMANDS = Registry("command", {
     name: f"vae_tf.{name}" for name in (
         "train", "evaluate", "sample", "reconstruct", "interpolate", "traverse", "scatter",
-        "attributes", "manifold", "animate", "report", "gradcheck")
+        "attributes", "manifold", "animate", "report", "gradcheck", "explore")
 })
