@@ -48,7 +48,7 @@ def run_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def run(run_dir):
-    from vae_tf.trained import TrainedRun
+    from vae_tf.views.trained import TrainedRun
 
     return TrainedRun(run_dir)
 
@@ -234,7 +234,7 @@ def test_direction_slider_changes_the_image(page, explorer, run):
 
 
 def test_sample_click_sets_the_code(page, run):
-    from vae_tf import latent
+    from vae_tf.views import latent
 
     codes = np.array(state(page, "samples"))
     out = run.signatures["sampling_prior"]()
@@ -359,9 +359,9 @@ def celeba_run(tmp_path_factory):
 
 
 def test_celeba_attribute_sliders_and_uploads_cut_like_the_dataset(celeba_run, browser):
-    from vae_tf import latent
+    from vae_tf.views import latent
     from vae_tf.datasets.preprocess import Transform, decode
-    from vae_tf.trained import TrainedRun
+    from vae_tf.views.trained import TrainedRun
     from vae_tf.views import explorer as views
 
     run_dir, original = celeba_run
@@ -403,7 +403,7 @@ def test_a_hierarchy_is_explored_through_its_top_group(tmp_path):
     import io
 
     from vae_tf import train
-    from vae_tf.trained import TrainedRun
+    from vae_tf.views.trained import TrainedRun
     from vae_tf.views import explorer as views
 
     config = tiny_config(architecture="hierarchical", conv_channels=(8,), latent_dim=2,

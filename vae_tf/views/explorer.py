@@ -33,7 +33,7 @@ from typing import List, Optional
 import numpy as np
 from PIL import Image
 
-from vae_tf import latent
+from vae_tf.views import latent
 from vae_tf.errors import UserError
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "explorer_static")
@@ -426,7 +426,7 @@ def open_server(host: str, port: int) -> ExplorerServer:
 
 def serve(run_dir: str, data_dir: Optional[str], host: str, port: int) -> None:
     """Opens the run, listens, prints the address and serves until Ctrl-C."""
-    from vae_tf.trained import TrainedRun
+    from vae_tf.views.trained import TrainedRun
 
     run = TrainedRun(run_dir, data_dir)
     server = open_server(host, port)
