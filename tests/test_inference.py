@@ -56,6 +56,22 @@ def test_sample_writes_grid_and_array(moved_run):
     assert 0.0 <= samples.min() and samples.max() <= 1.0 and samples.std() > 0.01
 
 
+def test_sample_temperature_sweep_is_one_row_per_temperature_from_one_seed(moved_run):
+    _command("sample", moved_run, "--num=5", "--temperatures=1,0.5,0", "--seed=3")
+    png = moved_run / "pictures" / "samples_sweep_t1-0.5-0_seed3.png"
+    rows = np.load(png.with_suffix(".npy"))
+    assert rows.shape == (3, 5, 28, 28, 1)
+    width, height = Image.open(png).size
+    assert height > 3 * 64 and width > 5 * 64  # three rows of five, enlarged to ~64 px
+    run = TrainedRun(str(moved_run))
+    for row, temperature in zip(rows, (1, 0.5, 0)):
+        np.testing.assert_allclose(row, pictures.samples(run, 5, temperature, 3), atol=1e-6)
+    # T=0 is the prior's mean code in every cell; T=1 draws different codes.
+    assert np.ptp(rows[2], axis=0).max() < 1e-6 and np.ptp(rows[0], axis=0).max() > 0.05
+    bad = run_module("vae_tf.sample", f"--run_dir={moved_run}", "--temperatures=1,-1")
+    assert "temperatures are >= 0" in error_line(bad)
+
+
 def test_reconstruct_shows_test_image_n_beside_its_reconstruction(moved_run):
     _command("reconstruct", moved_run, "--index=5")
     png = np.asarray(Image.open(moved_run / "pictures" / "reconstruct_5.png"))

@@ -39,6 +39,10 @@ COMMAND_FLAGS = {
         "integer", 10000, "Decoder passes per call when evaluating (images times importance "
         "samples): larger is faster until memory runs out.", {"lower_bound": 1}),
     "num": ("integer", 64, "Number of samples to draw.", {"lower_bound": 1}),
+    "temperatures": ("list", [], "Comma list of temperatures (e.g. 1,0.9,0.8,0.7,0.6): "
+                     "sample draws one row of --num samples at each, from the same seed, "
+                     "into one labelled picture, to show how a lower temperature trades "
+                     "diversity for sharpness.", {}),
     "group_temperatures": ("list", [], "Comma list of temperatures, one per latent group of "
                            "a hierarchical run, top group first (e.g. 1,1,0.8,0.8,0.6): "
                            "sample draws each group from its prior at its own temperature "

@@ -3,12 +3,15 @@
 
     python -m vae_tf.sample --run_dir=outputs/<run> --num=64 [--temperature=T]
     python -m vae_tf.sample --run_dir=outputs/<hierarchical run> --group_temperatures=1,0.8,...
+    python -m vae_tf.sample --run_dir=outputs/<run> --temperatures=1,0.9,0.8,0.7,0.6 --num=8
 
 T defaults to the run's own --temperature (that of its sample grids). A hierarchical
 run's groups can each have their own, top group first.
 
 Writes a grid PNG (default <run>/pictures/samples_t<T>_seed<S>.png) and, beside it,
-the images as a .npy array [num, H, W, C] of decoder means in [0, 1].
+the images as a .npy array [num, H, W, C] of decoder means in [0, 1]. With
+--temperatures, one picture with a row of --num samples per temperature, the same
+seed in every row (samples_sweep_t<T1>-<T2>..._seed<S>.png, and its .npy).
 """
 
 import io
@@ -25,14 +28,16 @@ from vae_tf.config import parse_hierarchy
 from vae_tf.errors import UserError
 
 FLAGS = flags.FLAGS
-FLAG_NAMES = ("run_dir", "data_dir", "output", "num", "temperature", "group_temperatures",
-              "seed")
+FLAG_NAMES = ("run_dir", "data_dir", "output", "num", "temperature", "temperatures",
+              "group_temperatures", "seed")
 
 
 def main(argv):
     from vae_tf.views.trained import TrainedRun
 
     run = TrainedRun(FLAGS.run_dir, FLAGS.data_dir)
+    if FLAGS.temperatures:
+        return temperature_sweep(run, numbers("--temperatures", FLAGS.temperatures))
     # Unless given, the temperature the run was trained to show its samples at.
     temperature = FLAGS.temperature if FLAGS["temperature"].present else run.config.temperature
     name = f"t{temperature:g}"
@@ -42,11 +47,39 @@ def main(argv):
     path = run.output_path(FLAGS.output, rundir.samples_picture(name, FLAGS.seed))
     images = pictures.samples(run, FLAGS.num, temperature, FLAGS.seed)
     grids.save_grid(path, images, cols=math.ceil(math.sqrt(FLAGS.num)))
+    print(f"wrote {path} and {save_array_beside(path, images)}")
+
+
+def save_array_beside(path: str, images: np.ndarray) -> str:
+    """Writes `images` as <path without .png>.npy; returns that path."""
     array_path = os.path.splitext(path)[0] + ".npy"
     buffer = io.BytesIO()
     np.save(buffer, images)
     files.write_bytes(array_path, buffer.getvalue())
-    print(f"wrote {path} and {array_path}")
+    return array_path
+
+
+def temperature_sweep(run, temperatures) -> None:
+    """One labelled picture: a row of --num samples at each temperature, one seed; the
+    images beside it as an array [temperatures, num, H, W, C]."""
+    rows = np.stack([pictures.samples(run, FLAGS.num, t, FLAGS.seed) for t in temperatures])
+    name = "sweep_t" + "-".join(f"{t:g}" for t in temperatures)
+    path = run.output_path(FLAGS.output, rundir.samples_picture(name, FLAGS.seed))
+    grids.save_labelled_grid(path, np.concatenate(rows), FLAGS.num,
+                             [f"T={t:g}" for t in temperatures],
+                             [""] * FLAGS.num, f"samples at temperature T, seed {FLAGS.seed}")
+    print(f"wrote {path} and {save_array_beside(path, rows)}")
+
+
+def numbers(flag: str, values) -> list:
+    """A comma list flag's values as floats >= 0 (UserError otherwise)."""
+    try:
+        found = [float(v) for v in values]
+    except ValueError:
+        raise UserError(f"{flag}={','.join(values)}: not all numbers.") from None
+    if min(found) < 0:
+        raise UserError(f"{flag}={','.join(values)}: temperatures are >= 0.")
+    return found
 
 
 def group_temperatures(config, values) -> list:
@@ -55,11 +88,8 @@ def group_temperatures(config, values) -> list:
         raise UserError(f"--group_temperatures needs a hierarchical run; this one is "
                         f"--architecture={config.architecture} (use --temperature).")
     num_groups = sum(groups for _, groups in parse_hierarchy(config.hierarchy))
-    try:
-        temperatures = [float(v) for v in values]
-    except ValueError:
-        raise UserError(f"--group_temperatures={','.join(values)}: not all numbers.") from None
-    if len(temperatures) != num_groups or min(temperatures) < 0:
+    temperatures = numbers("--group_temperatures", values)
+    if len(temperatures) != num_groups:
         raise UserError(f"--group_temperatures: give {num_groups} temperatures >= 0, one per "
                         f"group of --hierarchy={config.hierarchy}, not {len(temperatures)}.")
     return temperatures
