@@ -2,7 +2,7 @@
 
     python -m vae_tf.train --flagfile=flags/mnist.cfg --data_dir=/path/to/mnist
 
-Everything the run writes goes under <output_dir>/<run_name>/ (see vae_tf/rundir.py).
+Everything the run writes goes under <output_dir>/<run_name>/ (README: 'Run directory').
 Running the same command again after a crash resumes the unfinished run.
 """
 
