@@ -160,3 +160,20 @@ def test_the_first_lines_a_user_sees_are_the_projects(tmp_path):
     flag_lines = help_text.split("\nflags:\n", 1)[1]  # training flags first, with their help
     first = "\n".join(flag_lines.splitlines()[:30])
     assert "--activation:" in first and "--batch_size: Global batch size" in first
+
+
+def test_the_same_command_after_the_run_finished_prints_its_result_and_exits_0(tmp_path):
+    args = ["--flagfile=flags/smoke.cfg", f"--output_dir={tmp_path}", "--run_name=done"]
+    first = run_module("vae_tf.train", *args)
+    assert first.returncode == 0, first.stderr[-2000:]
+    loss = first.stdout.strip().splitlines()[-1].split("test loss (negative ELBO) ")[1]
+    again = run_module("vae_tf.train", *args)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert again.stdout == (f"Already finished {tmp_path / 'done'}: test loss (negative ELBO) "
+                            f"{loss}\n")
+    assert again.stderr == ""
+    changed = run_module("vae_tf.train", *args, "--epochs=3")
+    assert changed.returncode == 1
+    assert _error_line(changed.stderr) == (
+        f"error: Run {tmp_path / 'done'} is already finished with other settings (differing: "
+        "epochs); choose another --run_name to train again (nothing was changed).")

@@ -366,14 +366,26 @@ def _check_resumable(run: RunDir, config: Config) -> bool:
     if not run.exists():
         return False
     previous = _config_or_error(run)
-    if run.is_finished():
-        raise UserError(f"Run {run.path} is already finished; choose another --run_name "
-                        "to train again (nothing was changed).")
     differences = config.differences(previous)
+    if differences and run.is_finished():
+        raise UserError(f"Run {run.path} is already finished with other settings (differing: "
+                        f"{', '.join(differences)}); choose another --run_name to train again "
+                        "(nothing was changed).")
     if differences:
         raise UserError(f"Run {run.path} was started with other settings (differing: "
                         f"{', '.join(differences)}); choose another --run_name.")
+    if run.is_finished():
+        raise RunFinished(run)
     return True
+
+
+class RunFinished(Exception):
+    """The command that trained a finished run, given again: nothing to do (the
+    caller reports the run's result, a scheduler's retry succeeds)."""
+
+    def __init__(self, run: RunDir):
+        super().__init__(f"Run {run.path} is already finished.")
+        self.run = run
 
 
 def _new_run(config: Config) -> Tuple[Config, RunDir]:
