@@ -127,8 +127,9 @@ def _train(config, dataset_override, strategy, run_dir, write_dir, resuming):
             f"Training stopped: the loss became NaN or infinite at epoch {epoch}, step {step}. "
             f"Lower --learning_rate (now {config.learning_rate}) or raise --recon_scale; "
             f"checkpoints up to the last finished epoch are in {run_dir.join(rundir.CHECKPOINTS)}.")
-    export.export_saved_model(model, write_dir.saved_model_dir)
-    logging.info("Exported %s", write_dir.saved_model_dir)
+    export.export_saved_model(model, write_dir.saved_model_dir, config.export_precision)
+    logging.info("Exported %s (computing in %s; trained in %s)", write_dir.saved_model_dir,
+                 config.export_precision, model.dtype_policy.name)
     rows = run_dir.read_metrics()
     final = rows[-1] if rows else {}
     return {"run_dir": run_dir.path, "resumed": resuming,
