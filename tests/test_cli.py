@@ -104,9 +104,32 @@ def test_bad_flags_fail_at_once(flag):
 def test_every_command_runs_through_the_dispatcher(command):
     result = run_module("vae_tf", command, "--help")
     assert "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.startswith(f"usage: vae-tf {command} [--flagfile=FILE]")
+    assert REPO not in result.stdout  # no source paths
     # The command's own docstring, then its own flags.
     assert f"vae_tf.{command}" in result.stdout or command == "gradcheck"
     assert "\n  --" in result.stdout
+
+
+@pytest.mark.parametrize("command", COMMAND_MODULES)
+def test_help_exits_0_however_it_is_asked(command):
+    for args in (("--help",), ("-h",), ("--helpfull",), ("--run_dir=x", "--help")):
+        result = run_module(f"vae_tf.{command}", *args)
+        assert result.returncode == 0, (args, result.stderr[-2000:])
+        assert "\n  --" in result.stdout and result.stderr == "", args
+
+
+def test_train_help_starts_with_usage_presets_and_commands():
+    lines = run_module("vae_tf.train", "--help").stdout.splitlines()
+    assert lines[0] == "usage: python -m vae_tf.train [--flagfile=FILE] [--<flag>=<value> ...]"
+    presets = lines.index(next(l for l in lines if l.startswith("presets: --flagfile=flags/")))
+    names = sorted(f[:-4] for f in os.listdir(os.path.join(REPO, "flags")) if f.endswith(".cfg"))
+    assert [l.split()[0] for l in lines[presets + 1:presets + 1 + len(names)]] == names
+    assert any(l.startswith("  smoke                    A run that finishes in seconds") for l in lines)
+    assert lines[presets + len(names) + 2].startswith("commands: train, evaluate, sample,")
+    assert presets < 12 and lines.index("flags:") < 30
+    assert not any(REPO in l or "/vae_tf/" in l for l in lines)
 
 
 def test_unknown_command_and_missing_run_dir_are_one_line():
@@ -141,5 +164,23 @@ def test_the_first_lines_a_user_sees_are_the_projects(tmp_path):
     assert "step:" not in result.stdout and "val_kl_weight" not in result.stdout
 
     help_text = run_module("vae_tf.train", "--help").stdout
-    first = "\n".join(help_text.splitlines()[:30])  # training flags first, with their help
+    flag_lines = help_text.split("\nflags:\n", 1)[1]  # training flags first, with their help
+    first = "\n".join(flag_lines.splitlines()[:30])
     assert "--activation:" in first and "--batch_size: Global batch size" in first
+
+
+def test_the_same_command_after_the_run_finished_prints_its_result_and_exits_0(tmp_path):
+    args = ["--flagfile=flags/smoke.cfg", f"--output_dir={tmp_path}", "--run_name=done"]
+    first = run_module("vae_tf.train", *args)
+    assert first.returncode == 0, first.stderr[-2000:]
+    loss = first.stdout.strip().splitlines()[-1].split("test loss (negative ELBO) ")[1]
+    again = run_module("vae_tf.train", *args)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert again.stdout == (f"Already finished {tmp_path / 'done'}: test loss (negative ELBO) "
+                            f"{loss}\n")
+    assert again.stderr == ""
+    changed = run_module("vae_tf.train", *args, "--epochs=3")
+    assert changed.returncode == 1
+    assert _error_line(changed.stderr) == (
+        f"error: Run {tmp_path / 'done'} is already finished with other settings (differing: "
+        "epochs); choose another --run_name to train again (nothing was changed).")

@@ -206,3 +206,27 @@ def test_scatter_legend_names_the_classes(tmp_path, monkeypatch):
                         "Fashion-MNIST", CLASS_NAMES["fashion_mnist"])
     assert labels_drawn == list(CLASS_NAMES["fashion_mnist"])
     assert Image.open(tmp_path / "s.png").size == (800, 800)
+
+
+def test_latest_names_the_newest_run_of_the_output_folder(moved_run, tmp_path):
+    import os
+
+    outputs = tmp_path / "outputs"
+    for age, name in ((100, "older"), (0, "newer")):
+        shutil.copytree(moved_run, outputs / name, ignore=shutil.ignore_patterns("pictures"))
+        stamp = os.path.getmtime(outputs / name) - age
+        os.utime(outputs / name, (stamp, stamp))
+    result = run_module("vae_tf.sample", "--run_dir=latest", "--num=4", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stderr.splitlines()[0] == (
+        "Run outputs/newer (--run_dir=latest: the newest in outputs/)")
+    assert (outputs / "newer" / "pictures" / "samples_t1_seed0.png").exists()
+    assert not (outputs / "older" / "pictures").exists()
+    result = _command("report", outputs / "latest")
+    assert result.stderr.splitlines()[0] == (
+        f"Run {outputs}/newer (--run_dir={outputs}/latest: the newest in {outputs}/)")
+    assert result.stdout == f"Wrote {outputs}/newer/report.html\n"
+    empty = run_module("vae_tf.sample", f"--run_dir={tmp_path}/latest")
+    assert error_line(empty) == (f"error: --run_dir={tmp_path}/latest: no run in "
+                                        f"{tmp_path}/ to be the latest; train one first, or "
+                                        "give the run's folder.")

@@ -41,7 +41,7 @@ def test_a_header_cut_short_is_removed(tmp_path):
 
 def test_a_locked_run_names_its_holder_and_a_killed_holder_frees_it(tmp_path):
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from vae_tf import rundir; "
+        [sys.executable, "-c", "import sys, time; from vae_tf.run import rundir; "
          f"lock = rundir.RunDir({str(tmp_path)!r}).lock(); print('locked', flush=True); "
          "time.sleep(60)"], cwd=REPO, stdout=subprocess.PIPE, text=True,
         env=dict(os.environ, PYTHONPATH=REPO))

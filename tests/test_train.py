@@ -50,8 +50,12 @@ def test_run_writes_the_run_directory_and_test_loss_falls(tmp_path):
     assert os.path.isfile(os.path.join(run_dir, "checkpoints", "epoch_0004.weights.h5"))
     assert os.path.isfile(os.path.join(run_dir, "saved_model", "saved_model.pb"))
 
-    with pytest.raises(UserError, match="already finished"):
-        train.run(config.replace(run_name=os.path.basename(run_dir)))
+    again = train.run(config.replace(run_name=os.path.basename(run_dir)))
+    assert again["already_finished"] and again["run_dir"] == run_dir
+    assert again["val_loss"] == pytest.approx(val[-1]) == pytest.approx(result["val_loss"])
+    assert len(_rows(run_dir)) == 4  # nothing trained
+    with pytest.raises(UserError, match="already finished with other settings .differing: epochs"):
+        train.run(config.replace(run_name=os.path.basename(run_dir), epochs=5))
 
 
 def test_killed_run_resumes_and_keeps_what_it_wrote(tmp_path):

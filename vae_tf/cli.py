@@ -11,6 +11,7 @@ so a mistyped flag is reported at once; TensorFlow is imported later, quietly, b
 """
 
 import logging as pylogging
+import os
 import sys
 from typing import Callable, Iterable, Sequence
 
@@ -40,9 +41,19 @@ def run(main: Callable, flag_names: Iterable[str] = (), required: Sequence[str] 
     for name in flag_names:
         flags.FLAGS.register_key_flag_for_module(sys.argv[0], flags.FLAGS[name])
 
+    if any(arg in HELP_ARGS for arg in sys.argv[1:]):
+        try:
+            print(help_text(flag_names), flush=True)
+        except BrokenPipeError:  # `--help | head`
+            os._exit(0)
+        sys.exit(0)
+
     def parse(argv):
         try:
-            rest = flags.FLAGS(argv)
+            try:
+                rest = flags.FLAGS(argv)
+            except SystemExit as e:  # absl's --helpfull/--helpxml exit 1: help is no failure
+                sys.exit(0 if e.code == 1 and _asked_absl_help(argv) else e.code)
             missing = [name for name in required if flags.FLAGS[name].value is None]
             if missing:
                 raise FlagError(f"--{missing[0]} is required.")
@@ -59,6 +70,63 @@ def run(main: Callable, flag_names: Iterable[str] = (), required: Sequence[str] 
             fail(e, e.exit_code)
 
     app.run(guarded, argv=sys.argv, flags_parser=parse)
+
+
+# What asks for a command's help (absl's own --helpfull and --helpxml still work).
+HELP_ARGS = ("-h", "--help", "-?", "--helpshort")
+# Presets: the flagfiles beside the package in a checkout of the repository.
+PRESETS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "flags")
+
+
+def _asked_absl_help(argv) -> bool:
+    return any(arg.split("=")[0] in ("--helpfull", "--helpxml") for arg in argv[1:])
+
+
+def _program() -> str:
+    """The command as the user typed it: `vae-tf train`, `vae-tf-train` or
+    `python -m vae_tf.train` (sys.argv[0] is a path to the module under -m)."""
+    name = sys.argv[0]
+    if name.endswith(".py"):
+        return f"python -m vae_tf.{os.path.splitext(os.path.basename(name))[0]}"
+    return name if name.startswith("vae-tf ") else os.path.basename(name)
+
+
+def presets() -> dict:
+    """{preset name: the first line of its comment} of the flags/*.cfg files."""
+    found = {}
+    if os.path.isdir(PRESETS_DIR):
+        for name in sorted(os.listdir(PRESETS_DIR)):
+            if name.endswith(".cfg"):
+                with open(os.path.join(PRESETS_DIR, name)) as f:
+                    comment = []
+                    for line in f:
+                        if not line.startswith("#"):
+                            break
+                        comment.append(line.lstrip("# ").strip())
+                first = " ".join(comment).split(". ")[0].rstrip(".")
+                found[name[:-len(".cfg")]] = first if len(first) <= 70 else first[:67] + "..."
+    return found
+
+
+def help_text(flag_names: Sequence[str]) -> str:
+    """A command's --help: usage, what it does, the presets (for commands that
+    train), the other commands, then its flags."""
+    program = _program()
+    lines = [f"usage: {program} [--flagfile=FILE] [--<flag>=<value> ...]", ""]
+    doc = (sys.modules["__main__"].__doc__ or "").strip()
+    if doc:
+        lines += [doc, ""]
+    if "dataset" in flag_names and presets():
+        lines.append("presets: --flagfile=flags/<name>.cfg (in the repository's flags/ "
+                     "folder; flags after it override its values):")
+        lines += [f"  {name:<25}{first}" for name, first in presets().items()]
+        lines.append("")
+    lines += [f"commands: {', '.join(COMMANDS)} (`vae-tf <command> --help` for each).", ""]
+    # absl's listing of the command's flags, without its header line (a source path).
+    listing = flags.FLAGS.module_help(sys.argv[0]).strip("\n").split("\n", 1)
+    lines += ["flags:", listing[1] if len(listing) > 1 else "  (none)", "",
+              "--helpfull lists TensorFlow's and absl's flags as well."]
+    return "\n".join(lines)
 
 
 class _PlainFormatter(pylogging.Formatter):

@@ -27,6 +27,7 @@ BINARIZE = ("none", "dynamic")
 KL_SCHEDULES = ("constant", "linear", "cyclical")
 MODELS = ("vae", "ae")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
+EXPORT_PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 STRATEGIES = ("default", "mirrored", "multi_worker")
 
 
@@ -219,6 +220,12 @@ class Config:
         "computes bfloat16 natively (a GPU of compute capability 8.0 or more; a CPU "
         "with AVX-512 BF16 or AMX, unless --jit_compile, whose CPU kernels are slower "
         "in bfloat16) and float32 elsewhere.", enum=PRECISIONS)
+    export_precision: str = _field(
+        "float32", "Keras dtype policy the SavedModel computes in: 'float32' (the "
+        "trained weights, whatever --precision trained them) serves on every CPU, GPU "
+        "and TFLite; 'mixed_bfloat16' or 'mixed_float16' keep 16-bit compute, for "
+        "hardware that runs it natively. saved_model/precision.json records both.",
+        enum=EXPORT_PRECISIONS)
     strategy: str = _field(
         "default", "tf.distribute strategy: 'default' (one device), 'mirrored' (every "
         "local GPU, or CPU) or 'multi_worker' (several machines, described by the "

@@ -23,7 +23,9 @@ TRAINING_FLAGS = tuple(_CONFIG_FIELDS)
 # name -> (kind, default, help, extra keyword arguments of the DEFINE_ call).
 COMMAND_FLAGS = {
     "run_dir": ("string", None, "Run directory written by vae_tf.train (it holds "
-                "config.json and, once training has finished, saved_model/).", {}),
+                "config.json and, once training has finished, saved_model/); 'latest' "
+                "(or <output_dir>/latest) is the newest run in outputs/ (or <output_dir>).",
+                {}),
     "output": ("string", None, "File to write. When not given, a file in the run directory: "
                "<run_dir>/pictures/<name>.png for pictures, <run_dir>/eval.json for evaluate, "
                "<run_dir>/pictures/samples.gif for animate, <run_dir>/report.html for report "

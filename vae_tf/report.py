@@ -395,7 +395,7 @@ def main(argv):
                             "--run_dir=<run>, or --compare <run> <run> ...")
         if not FLAGS.run_dir:
             raise UserError("Give --run_dir=<run>, or --compare <run> <run> ...")
-        path = write_report(FLAGS.run_dir, FLAGS.output)
+        path = write_report(rundir.open_existing(FLAGS.run_dir).path, FLAGS.output)
     print(f"Wrote {path}")
 
 

@@ -3,7 +3,8 @@
     python -m vae_tf.train --flagfile=flags/mnist.cfg --data_dir=/path/to/mnist
 
 Everything the run writes goes under <output_dir>/<run_name>/ (see vae_tf/run/rundir.py).
-Running the same command again after a crash resumes the unfinished run.
+Running the same command again after a crash resumes the unfinished run; after the
+run finished, it prints the run's result and exits 0.
 """
 
 import dataclasses
@@ -27,7 +28,9 @@ def run(config: Config, dataset_override=None) -> dict:
     """Trains, writes the run directory and exports the SavedModel.
 
     `dataset_override` (a `datasets.ImageData`) replaces the dataset `config` names.
-    Returns {"run_dir": ..., "resumed": bool, plus the last epoch's metrics}.
+    Returns {"run_dir": ..., "resumed": bool, plus the last epoch's metrics}, with
+    "already_finished": True (and nothing trained) when the --run_name named is a
+    finished run of the same settings.
     Raises UserError for problems a user can fix (data, paths, a full disk, a NaN
     loss). The run directory stays locked for this process until it returns.
     """
@@ -39,7 +42,13 @@ def run(config: Config, dataset_override=None) -> dict:
     strategy = distribute.make_strategy(config.strategy)
     lock = None
     if distribute.is_chief(strategy):
-        config, run_dir, resuming, lock = rundir.resolve(config)
+        try:
+            config, run_dir, resuming, lock = rundir.resolve(config)
+        except rundir.RunFinished as finished:
+            rows = finished.run.read_metrics()
+            final = rows[-1] if rows else {}
+            return {"run_dir": finished.run.path, "resumed": False, "already_finished": True,
+                    **{k: v for k, v in final.items() if k != "epoch"}}
     else:  # the chief creates, locks and checks the run directory; others only read it
         run_dir, resuming = rundir.RunDir(os.path.join(config.output_dir, config.run_name)), False
         if run_dir.is_finished():
@@ -121,8 +130,9 @@ def _train(config, dataset_override, strategy, run_dir, write_dir, resuming):
             f"Training stopped: the loss became NaN or infinite at epoch {epoch}, step {step}. "
             f"Lower --learning_rate (now {config.learning_rate}) or raise --recon_scale; "
             f"checkpoints up to the last finished epoch are in {run_dir.join(rundir.CHECKPOINTS)}.")
-    export.export_saved_model(model, write_dir.saved_model_dir)
-    logging.info("Exported %s", write_dir.saved_model_dir)
+    export.export_saved_model(model, write_dir.saved_model_dir, config.export_precision)
+    logging.info("Exported %s (computing in %s; trained in %s)", write_dir.saved_model_dir,
+                 config.export_precision, model.dtype_policy.name)
     rows = run_dir.read_metrics()
     final = rows[-1] if rows else {}
     return {"run_dir": run_dir.path, "resumed": resuming,
@@ -132,7 +142,8 @@ def _train(config, dataset_override, strategy, run_dir, write_dir, resuming):
 def main(argv):
     config = config_from_flags()
     result = run(config)
-    print(f"Finished {result['run_dir']}: test loss (negative ELBO) "
+    print(f"{'Already finished' if result.get('already_finished') else 'Finished'} "
+          f"{result['run_dir']}: test loss (negative ELBO) "
           f"{result.get('val_loss', float('nan')):.2f} nats per image.")
 
 

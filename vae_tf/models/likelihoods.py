@@ -248,9 +248,12 @@ class DiscretizedLogistic(Likelihood):
 
     @classmethod
     def from_settings(cls, config, image_shape):
-        # XLA cannot compile a custom op, and fuses TensorFlow's ops by itself.
-        return cls(image_shape, fused=config.fused_likelihood and not config.jit_compile,
-                   name="likelihood")
+        # XLA cannot compile a custom op, and fuses TensorFlow's ops by itself. The
+        # kernel is CPU-only: on a GPU (the strategies use every visible one) it would
+        # copy the decoder's output to the host and back every step.
+        on_cpu = not tf.config.list_logical_devices("GPU")
+        return cls(image_shape, name="likelihood",
+                   fused=config.fused_likelihood and not config.jit_compile and on_cpu)
 
     @classmethod
     def describe(cls, config):

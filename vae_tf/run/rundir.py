@@ -321,11 +321,33 @@ def epoch_of_grid(path: str) -> int:
     return int(_GRID_EPOCH.search(path).group(1))
 
 
+# --run_dir=latest, or <output_dir>/latest: the newest run of that folder.
+LATEST = "latest"
+
+
+def resolve_latest(path: str) -> str:
+    """`path`, or for `latest` (in outputs/) or `<folder>/latest` when no such folder
+    exists, the run in that folder written to last; UserError when it has none."""
+    if os.path.basename(os.path.normpath(path)) != LATEST or os.path.isdir(path):
+        return path
+    folder = os.path.dirname(os.path.normpath(path)) or "outputs"
+    runs = _runs_newest_first(folder) if os.path.isdir(folder) else []
+    if not runs:
+        raise UserError(f"--run_dir={path}: no run in {folder}/ to be the latest; train one "
+                        "first, or give the run's folder.")
+    return runs[0].path
+
+
 def open_existing(path: str) -> RunDir:
-    """A run directory that must exist (UserError otherwise)."""
-    if not os.path.isdir(path):
+    """A run directory that must exist (UserError otherwise); `latest` or
+    `<folder>/latest` names that folder's newest run, said in a log line."""
+    resolved = resolve_latest(path)
+    if resolved != path:
+        logging.info("Run %s (--run_dir=%s: the newest in %s/)", resolved, path,
+                     os.path.dirname(resolved))
+    if not os.path.isdir(resolved):
         raise UserError(f"--run_dir={path} does not exist.")
-    return RunDir(path)
+    return RunDir(resolved)
 
 
 def resolve(config: Config) -> Tuple[Config, RunDir, bool, RunLock]:
@@ -387,14 +409,26 @@ def _check_resumable(run: RunDir, config: Config) -> bool:
     if not run.exists():
         return False
     previous = _config_or_error(run)
-    if run.is_finished():
-        raise UserError(f"Run {run.path} is already finished; choose another --run_name "
-                        "to train again (nothing was changed).")
     differences = config.differences(previous)
+    if differences and run.is_finished():
+        raise UserError(f"Run {run.path} is already finished with other settings (differing: "
+                        f"{', '.join(differences)}); choose another --run_name to train again "
+                        "(nothing was changed).")
     if differences:
         raise UserError(f"Run {run.path} was started with other settings (differing: "
                         f"{', '.join(differences)}); choose another --run_name.")
+    if run.is_finished():
+        raise RunFinished(run)
     return True
+
+
+class RunFinished(Exception):
+    """The command that trained a finished run, given again: nothing to do (the
+    caller reports the run's result, a scheduler's retry succeeds)."""
+
+    def __init__(self, run: RunDir):
+        super().__init__(f"Run {run.path} is already finished.")
+        self.run = run
 
 
 def _new_run(config: Config) -> Tuple[Config, RunDir]:

@@ -26,7 +26,14 @@ the groups below it at their prior means, and `reconstruct` every group at its
 posterior mean; log_likelihood(images, z) is that of `decode(z)`'s distribution.
 
 `serving_default` is `reconstruct`, so the default endpoint never samples.
+
+The signatures compute in float32 whatever precision trained the model (the same
+weights), unless --export_precision asks for 16 bits: a bfloat16 graph does not
+convert to TFLite and runs emulated on hardware without native bfloat16.
+`precision.json` beside saved_model.pb records the training and the export precision.
 """
+
+import os
 
 import keras
 import tensorflow as tf
@@ -35,9 +42,26 @@ from absl import logging
 from vae_tf.run import files
 
 
-def export_saved_model(model, path: str) -> str:
-    """Writes the SavedModel to `path`, replacing an older export only once the new
-    one is complete."""
+PRECISION_FILE = "precision.json"
+
+
+def at_precision(model, precision: str):
+    """`model` computing under the Keras dtype policy `precision`: itself, or a model
+    of the same configuration built under that policy holding the same weights."""
+    if model.dtype_policy.name == precision:
+        return model
+    from vae_tf.models.vae import build_vae
+
+    copy = build_vae(model.config.replace(precision=precision), model.image_shape)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def export_saved_model(model, path: str, precision: str = "float32") -> str:
+    """Writes the SavedModel of `model` computing in `precision` to `path`, replacing
+    an older export only once the new one is complete."""
+    trained = model.dtype_policy.name
+    model = at_precision(model, precision)
     image_spec = tf.TensorSpec([None, *model.image_shape], tf.float32, name="images")
     z_spec = tf.TensorSpec([None, model.latent_dim], tf.float32, name="z")
 
@@ -87,6 +111,8 @@ def export_saved_model(model, path: str) -> str:
     try:
         with files.atomic_dir(path) as tmp:
             archive.write_out(tmp, verbose=False)
+            files.write_json(os.path.join(tmp, PRECISION_FILE),
+                             {"training": trained, "export": precision})
     finally:
         logging.set_verbosity(verbosity)
     return path
