@@ -21,7 +21,7 @@ from vae_tf import likelihoods, rundir  # noqa: E402
 
 
 def bits_per_dim(loss: float, config, dims: int) -> str:
-    if likelihoods.REGISTRY[config.recon_loss].discrete:
+    if likelihoods.describe(config)[1]:
         return f"{loss / (dims * math.log(2)):.3f}"
     return f"~{(loss + dims * math.log(255)) / (dims * math.log(2)):.3f}"
 

@@ -18,7 +18,6 @@ both in nats per image, averaged over the images. --fid adds FID and KID of samp
 and reconstructions against the same test images (vae_tf/fid.py) under "fid".
 """
 
-import math
 import time
 
 import numpy as np
@@ -140,7 +139,8 @@ def evaluate(run, num_samples: int = 100, num_images: int = 0, seed: int = 0,
     config = run.config
     from vae_tf import likelihoods
 
-    likelihood, discrete = likelihoods.describe(config)
+    likelihood = likelihoods.describe(config)[0]
+    bits_per_nat = likelihoods.bits_per_nat(config, run.image_shape)
     results = {
         "run_dir": run.run_dir, "dataset": config.dataset, "split": "test",
         "num_images": len(images), "model": config.model, "likelihood": likelihood,
@@ -157,10 +157,9 @@ def evaluate(run, num_samples: int = 100, num_images: int = 0, seed: int = 0,
         results.update(num_importance_samples=num_samples, reconstruction=float(rec.mean()),
                        kl=float(kl.mean()), neg_elbo=float((rec + kl).mean()),
                        nll_iwae=float(nll.mean()))
-        if discrete:
-            dims_ln2 = math.prod(run.image_shape) * math.log(2.0)  # nats -> bits per pixel
-            results["neg_elbo_bits_per_dim"] = results["neg_elbo"] / dims_ln2
-            results["nll_iwae_bits_per_dim"] = results["nll_iwae"] / dims_ln2
+        if bits_per_nat is not None:
+            results["neg_elbo_bits_per_dim"] = results["neg_elbo"] * bits_per_nat
+            results["nll_iwae_bits_per_dim"] = results["nll_iwae"] * bits_per_nat
     recon = run.reconstruct(images)
     results["mse"] = float(np.mean(np.square(recon.astype(np.float64) - images)))
     results["latent_dim"] = run.latent_dim

@@ -8,14 +8,13 @@ Reported metrics (nats per image, averaged over the epoch):
   loss            negative ELBO = reconstruction + kl (whatever the KL weight)
   reconstruction  E_q[-log p(x|z)], one sample of z
   kl              KL(q(z|x) || N(0, I))
-  bits_per_dim    (discrete likelihoods only) loss / (pixels * channels * ln 2)
+  bits_per_dim    (where likelihoods.bits_per_nat applies) loss / (pixels * channels * ln 2)
   kl_weight       (training only) the KL weight (beta) in force at the epoch's last step
   grad_norm       (training only) the gradients' global norm before clipping, epoch mean
   skipped_updates (training only, with --grad_skip) updates skipped so far this epoch
 """
 
 import contextlib
-import math
 
 from typing import Optional, Tuple
 
@@ -67,14 +66,15 @@ class VAE(keras.Model):
             self.prior_scale_tril = self.add_weight(shape=(d, d), initializer="identity",
                                                     trainable=False, name="prior_scale_tril")
         names = ["loss", "reconstruction", "kl", *self._kl_parts_logged()]
-        if self.likelihood.discrete:
+        # Nats per image to bits per dimension of the 8-bit (or binarized) image;
+        # None where the likelihood is not a probability of it.
+        self.bits_per_nat = likelihoods.bits_per_nat(config, self.image_shape)
+        if self.bits_per_nat is not None:
             names.append("bits_per_dim")
         self.trackers = {name: keras.metrics.Mean(name=name) for name in names}
         # Training-only monitors of the update (not reset by evaluation).
         self.grad_norm = keras.metrics.Mean(name="grad_norm")
         self.skipped_updates = keras.metrics.Sum(name="skipped_updates")
-        # Nats per image to bits per dimension (sub-pixels) of the 8-bit image.
-        self.bits_per_nat = 1.0 / (math.prod(self.image_shape) * math.log(2.0))
 
     def _build_networks(self, config: Config, output_channels: int):
         self.encoder = architectures.build_encoder(config, self.image_shape)
@@ -285,8 +285,9 @@ class VAE(keras.Model):
         """Logs the epoch means of the ELBO terms so far, and `values` as they are."""
         kl = tf.reduce_sum(kl_parts, axis=-1)
         terms = {"loss": rec + kl, "reconstruction": rec, "kl": kl,
-                 "bits_per_dim": (rec + kl) * self.bits_per_nat,
                  **{name: kl_parts[:, i] for i, name in enumerate(self._kl_parts_logged())}}
+        if self.bits_per_nat is not None:
+            terms["bits_per_dim"] = (rec + kl) * self.bits_per_nat
         for name, tracker in self.trackers.items():
             tracker.update_state(terms[name])
         logs = {**{name: t.result() for name, t in self.trackers.items()}, **values}
