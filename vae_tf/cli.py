@@ -57,15 +57,10 @@ def run(main: Callable, flag_names: Iterable[str] = (), required: Sequence[str] 
 
     def parse(argv):
         try:
-            rest = flags.FLAGS(argv)
             if "preset" in flag_names:
-                # The dataset is known once the flags are parsed; then the preset is
-                # read first and the command line's flags again over it.
-                name = presets.choose(flags.FLAGS.dataset, flags.FLAGS.preset,
-                                      presets.has_flagfile(argv))
-                if name is not None:
-                    rest = flags.FLAGS(presets.with_preset(argv, name))
-                flags.FLAGS.preset = name or presets.NONE
+                rest = presets.parse(flags.FLAGS, argv)
+            else:
+                rest = flags.FLAGS(argv)
             missing = [name for name in required if flags.FLAGS[name].value is None]
             if missing:
                 raise FlagError(f"--{missing[0]} is required.")

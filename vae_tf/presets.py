@@ -27,6 +27,22 @@ DATASET_PRESETS = {
 NONE = "none"
 
 
+def parse(flag_values, argv: Sequence[str]) -> list:
+    """Parses `argv` into `flag_values` over the preset it chooses; returns the
+    arguments that are not flags. `flag_values.preset` then names the preset
+    training started from, or is 'none'.
+
+    The dataset is known once the flags are parsed; then the preset is read first
+    and the command line's flags once more over it.
+    """
+    rest = flag_values(argv)
+    name = choose(flag_values.dataset, flag_values.preset, has_flagfile(argv))
+    if name is not None:
+        rest = flag_values(with_preset(argv, name))
+    flag_values.preset = name or NONE
+    return rest
+
+
 def has_flagfile(argv: Sequence[str]) -> bool:
     """Whether the command line gives a --flagfile (absl's -flagfile too)."""
     for arg in argv[1:]:
