@@ -94,6 +94,10 @@ def _train(config, dataset_override, strategy, run_dir, write_dir, resuming):
     logging.info("Precision: %s%s.", tfenv.resolve_precision(config.precision, config.jit_compile),
                  " (--precision=auto on this machine)" if config.precision == "auto" else "")
     train_ds = make_batches(data, config, training=True)
+    if done and config.steps_per_epoch:
+        # One repeated stream of batches: a resumed run continues it where the
+        # checkpoint left it, so it trains on the batches an uninterrupted run would.
+        train_ds = train_ds.skip(done * config.steps_per_epoch)
     # Epochs are evaluated on the validation split; the test split only once, at the end.
     val_ds = make_batches(data, config, training=False, split="validation") \
         if data.validation is not None else None
