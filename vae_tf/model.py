@@ -185,6 +185,22 @@ class VAE(keras.Model):
         nll = self.likelihood.training_nll if training else self.likelihood.nll
         return nll(images, params)
 
+    # Checkpoints hold the latent noise generator's state after the model's own
+    # variables, so that a resumed run draws the noise an uninterrupted one would.
+    # A checkpoint written without it still loads (the noise then starts afresh).
+    def save_own_variables(self, store):
+        super().save_own_variables(store)
+        store[str(len(self._own_variables()))] = self.noise_seed.state
+
+    def load_own_variables(self, store):
+        count = len(self._own_variables())
+        super().load_own_variables({str(i): store[str(i)] for i in range(count)})
+        if str(count) in store.keys():
+            self.noise_seed.state.assign(store[str(count)])
+
+    def _own_variables(self):
+        return self._trainable_variables + self._non_trainable_variables
+
     def noise(self, shape):
         """Standard-normal noise of `shape` from the model's seeded generator.
 
