@@ -298,3 +298,114 @@ def test_a_killed_run_resumes_adams_state_and_matches_an_uninterrupted_run(tmp_p
     assert end_a.keys() == end_b.keys()
     for name in end_a:
         np.testing.assert_allclose(end_a[name], end_b[name], rtol=1e-4, atol=1e-5, err_msg=name)
+
+
+# -- what the pictures hold ------------------------------------------------------------
+@pytest.fixture(scope="module")
+def plane_run(tmp_path_factory):
+    """A briefly trained VAE with a 2-D latent space (the manifold needs one)."""
+    out = tmp_path_factory.mktemp("plane")
+    config = tiny_config(latent_dim=2, epochs=1, steps_per_epoch=30, output_dir=str(out),
+                         run_name="plane")
+    return train.run(config)["run_dir"]
+
+
+def _cells(path, rows, cols, cell_shape):
+    """The grid PNG's cells [rows, cols, H, W, C] in [0, 1]: undoes save_png's integer
+    enlargement and make_grid's 2-pixel padding."""
+    from PIL import Image
+
+    h, w, c = cell_shape
+    grid_h, grid_w = rows * (h + 2) + 2, cols * (w + 2) + 2
+    png = np.asarray(Image.open(path), np.float32) / 255.0
+    factor = png.shape[0] // grid_h
+    assert png.shape[:2] == (grid_h * factor, grid_w * factor), png.shape
+    png = png[::factor, ::factor].reshape(grid_h, grid_w, c)
+    return np.stack([np.stack([png[2 + r * (h + 2):2 + r * (h + 2) + h,
+                                   2 + k * (w + 2):2 + k * (w + 2) + w]
+                               for k in range(cols)]) for r in range(rows)])
+
+
+def _decode(run_dir, codes):
+    model = tf.saved_model.load(os.path.join(run_dir, "saved_model"))
+    return model.signatures["decode"](z=tf.constant(codes, tf.float32))["images"].numpy()
+
+
+PNG_TOLERANCE = 1.0 / 255 + 1e-4  # 8-bit rounding of the PNG
+
+
+def test_a_traversal_changes_only_the_named_dimensions_code(plane_run, tmp_path):
+    out = tmp_path / "traverse.png"
+    result = run_module("vae_tf.traverse", f"--run_dir={plane_run}", "--index=3", "--steps=5",
+                        "--limit=2", f"--output={out}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    run = TrainedRun(plane_run)
+    mean = run.encode(run.test_images(4)[3:4])[0][0]
+    values = np.linspace(-2, 2, 5)
+    cells = _cells(out, 2, 5, run.image_shape)
+    for u in range(2):  # row u: dimension u swept, the other at the image's mean code
+        codes = np.repeat(mean[None], 5, axis=0)
+        codes[:, u] = values
+        assert np.all(codes[:, 1 - u] == mean[1 - u])
+        np.testing.assert_allclose(cells[u], _decode(plane_run, codes), atol=PNG_TOLERANCE)
+    # The sweep does move the picture along each row.
+    assert np.abs(cells[:, 0] - cells[:, -1]).max() > 0.05
+
+
+def test_an_interpolations_ends_are_the_two_chosen_images(plane_run, tmp_path):
+    out = tmp_path / "interpolate.png"
+    result = run_module("vae_tf.interpolate", f"--run_dir={plane_run}", "--index_a=2",
+                        "--index_b=5", "--steps=5", f"--output={out}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    run = TrainedRun(plane_run)
+    test = run.test_images(6)
+    cells = _cells(out, 1, 7, run.image_shape)[0]
+    np.testing.assert_allclose(cells[0], test[2], atol=PNG_TOLERANCE)
+    np.testing.assert_allclose(cells[-1], test[5], atol=PNG_TOLERANCE)
+    # Between them: the decoded mean codes of image 2 (t=0), their midpoint, image 5 (t=1).
+    model = tf.saved_model.load(os.path.join(plane_run, "saved_model"))
+    recon = model.signatures["reconstruct"](images=tf.constant(test[[2, 5]]))["images"].numpy()
+    np.testing.assert_allclose(cells[1], recon[0], atol=PNG_TOLERANCE)
+    np.testing.assert_allclose(cells[5], recon[1], atol=PNG_TOLERANCE)
+    mean_a, mean_b = run.encode(test[[2, 5]])[0]
+    np.testing.assert_allclose(cells[3], _decode(plane_run, [(mean_a + mean_b) / 2])[0],
+                               atol=PNG_TOLERANCE)
+
+
+def test_the_manifold_is_the_decoder_at_the_priors_quantiles(plane_run, tmp_path):
+    from statistics import NormalDist
+
+    out = tmp_path / "manifold.png"
+    result = run_module("vae_tf.manifold", f"--run_dir={plane_run}", "--grid_size=4",
+                        f"--output={out}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    run = TrainedRun(plane_run)
+    cells = _cells(out, 4, 4, run.image_shape)
+    quantile = [NormalDist().inv_cdf(q) for q in (0.05, 0.35, 0.65, 0.95)]
+    # z1 grows to the right, z2 upwards (the top row holds the largest z2).
+    codes = [[quantile[c], quantile[3 - r]] for r in range(4) for c in range(4)]
+    np.testing.assert_allclose(cells.reshape(16, *run.image_shape), _decode(plane_run, codes),
+                               atol=PNG_TOLERANCE)
+
+
+def test_attribute_rows_move_the_code_along_the_attributes_vector(plane_run):
+    """attributes' rows (pictures.attribute_rows on the export): the image, then the
+    decoder at its code plus a times the vector, here the mean code of the discs minus
+    that of the other shapes, computed with numpy; a=0 is the reconstruction."""
+    from vae_tf import latent, pictures
+
+    run = TrainedRun(plane_run)
+    images, labels = run.test_images(200, with_labels=True)
+    codes = run.encode(images)[0]
+    has = (labels == 0)[:, None]
+    vector = codes[has[:, 0]].mean(axis=0) - codes[~has[:, 0]].mean(axis=0)
+    np.testing.assert_allclose(latent.attribute_vectors(codes, has)[0], vector, rtol=1e-5,
+                               atol=1e-6)
+    amounts = np.array([-2, 0, 2], np.float32)
+    rows = pictures.attribute_rows(run, images[:3], codes[:3], vector, amounts)
+    rows = rows.reshape(3, 4, *run.image_shape)
+    np.testing.assert_array_equal(rows[:, 0], images[:3])
+    np.testing.assert_allclose(rows[:, 2], run.reconstruct(images[:3]), atol=1e-5)
+    for j, a in enumerate(amounts):
+        np.testing.assert_allclose(rows[:, 1 + j], _decode(plane_run, codes[:3] + a * vector),
+                                   atol=1e-5)
