@@ -305,8 +305,8 @@ def test_a_killed_run_resumes_adams_state_and_matches_an_uninterrupted_run(tmp_p
 def plane_run(tmp_path_factory):
     """A briefly trained VAE with a 2-D latent space (the manifold needs one)."""
     out = tmp_path_factory.mktemp("plane")
-    config = tiny_config(latent_dim=2, epochs=1, steps_per_epoch=30, output_dir=str(out),
-                         run_name="plane")
+    config = tiny_config(latent_dim=2, binarize="dynamic", epochs=2, steps_per_epoch=40,
+                         output_dir=str(out), run_name="plane")
     return train.run(config)["run_dir"]
 
 
@@ -398,9 +398,11 @@ def test_attribute_rows_move_the_code_along_the_attributes_vector(plane_run):
     images, labels = run.test_images(200, with_labels=True)
     codes = run.encode(images)[0]
     has = (labels == 0)[:, None]
-    vector = codes[has[:, 0]].mean(axis=0) - codes[~has[:, 0]].mean(axis=0)
+    codes64 = codes.astype(np.float64)
+    vector = codes64[has[:, 0]].mean(axis=0) - codes64[~has[:, 0]].mean(axis=0)
     np.testing.assert_allclose(latent.attribute_vectors(codes, has)[0], vector, rtol=1e-5,
                                atol=1e-6)
+    vector = vector.astype(np.float32)
     amounts = np.array([-2, 0, 2], np.float32)
     rows = pictures.attribute_rows(run, images[:3], codes[:3], vector, amounts)
     rows = rows.reshape(3, 4, *run.image_shape)
