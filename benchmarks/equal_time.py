@@ -17,12 +17,12 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from vae_tf.registry import LIKELIHOODS  # noqa: E402
+from vae_tf.models import likelihoods  # noqa: E402
 from vae_tf.run import rundir
 
 
 def bits_per_dim(loss: float, config, dims: int) -> str:
-    if LIKELIHOODS.get(config.recon_loss).discrete:
+    if likelihoods.describe(config)[1]:
         return f"{loss / (dims * math.log(2)):.3f}"
     return f"~{(loss + dims * math.log(255)) / (dims * math.log(2)):.3f}"
 

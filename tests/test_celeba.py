@@ -50,8 +50,12 @@ def test_official_zip_with_partition(tmp_path, celeba_dir):
     assert _counts(source) == {"train": 3, "validation": 3, "test": 3}
     data = datasets.load(tiny_config(dataset="celeba", data_dir=str(tmp_path / celeba.ZIP),
                                      cache_dir=str(tmp_path / "cache")))
-    assert (data.num_train, data.num_test, data.image_shape) == (3, 3, (64, 64, 3))
+    assert (data.num_train, data.num_validation, data.num_test, data.image_shape) == (
+        3, 3, 3, (64, 64, 3))  # the official validation split
     assert "zip" in data.source
+    with pytest.raises(UserError, match="official validation split"):
+        datasets.load(tiny_config(dataset="celeba", data_dir=str(tmp_path / celeba.ZIP),
+                                  cache_dir=str(tmp_path / "cache"), validation_size=2))
 
 
 def test_bad_files_are_skipped_and_reported_and_the_run_completes(tmp_path):

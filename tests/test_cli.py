@@ -44,7 +44,8 @@ def test_bad_flag_value_is_one_clear_line(tmp_path):
 
 
 def test_bad_flag_combination(tmp_path):
-    result = run_module("vae_tf.train", "--learn_scale=pixel", f"--output_dir={tmp_path}")
+    result = run_module("vae_tf.train", "--recon_loss=bernoulli", "--learn_scale=pixel",
+                        f"--output_dir={tmp_path}")
     assert result.returncode == 2
     assert "--learn_scale" in _error_line(result.stderr)
 

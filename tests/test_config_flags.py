@@ -59,3 +59,63 @@ def test_reference_documents_every_flag():
         reference = f.read()
     missing = [f.name for f in dataclasses.fields(Config) if f"`--{f.name}`" not in reference]
     assert not missing, f"docs/reference.md's flag table lacks: {missing}"
+
+
+def _train_flags(*argv):
+    """Parses a training command line as `vae_tf.train` does, presets included."""
+    from vae_tf import presets
+    from vae_tf.flag_defs import define
+
+    values = flags.FlagValues()
+    define_flags(values)
+    define(["preset"], values)
+    presets.parse(values, ["prog", *argv])
+    return values.preset, config_from_flags(values)
+
+
+def test_a_dataset_starts_from_its_preset_and_flags_given_override_it(monkeypatch):
+    monkeypatch.chdir(REPO)
+    preset, config = _train_flags("--dataset=celeba", "--latent_dim=32")
+    assert preset == "celeba"
+    # flags/celeba.cfg's settings, but the latent size given.
+    assert (config.recon_loss, config.crop, config.conv_channels, config.epochs) == (
+        "discretized_logistic", 148, (32, 64, 128, 256), 30)
+    assert config.latent_dim == 32
+    # Given before --dataset or after it: the command line still wins.
+    assert _train_flags("--latent_dim=32", "--dataset", "celeba")[1].latent_dim == 32
+    assert _train_flags("--dataset=celeba")[1].latent_dim == 64
+    for dataset in ("mnist", "fashion_mnist", "frey", "cifar10"):
+        preset, config = _train_flags(f"--dataset={dataset}")
+        assert preset == dataset
+        assert config == _parse(f"--flagfile={os.path.join(REPO, 'flags', dataset + '.cfg')}")
+
+
+def test_preset_none_another_preset_and_an_explicit_flagfile(monkeypatch):
+    monkeypatch.chdir(REPO)
+    preset, config = _train_flags("--dataset=celeba", "--preset=none")
+    assert preset == "none" and config == Config(dataset="celeba")
+    preset, config = _train_flags("--dataset=mnist", "--preset=mnist_hierarchical")
+    assert preset == "mnist_hierarchical" and config.architecture == "hierarchical"
+    # An explicit --flagfile: no automatic preset, whatever the dataset.
+    preset, config = _train_flags("--flagfile=flags/smoke.cfg", "--dataset=frey")
+    assert preset == "none" and config.architecture == "conv" and config.epochs == 2
+    # No preset for the synthetic shapes.
+    assert _train_flags("--dataset=synthetic") == ("none", Config(dataset="synthetic"))
+    from vae_tf.errors import FlagError
+    with pytest.raises(FlagError, match="--preset=nope: there is no .*nope.cfg; one of: .*celeba"):
+        _train_flags("--preset=nope")
+    with pytest.raises(FlagError, match="alternatives"):
+        _train_flags("--preset=celeba", "--flagfile=flags/smoke.cfg")
+
+
+def test_schedules_that_do_not_fit_in_the_run_are_warned_about():
+    config = Config(lr_warmup_steps=200, lr_decay="cosine", kl_warmup_steps=500)
+    warnings = config.schedule_warnings(20)
+    assert len(warnings) == 2
+    assert "--lr_warmup_steps=200 is longer than this run's 20 training steps" in warnings[0]
+    assert "never reaches --learning_rate=0.001" in warnings[0]
+    assert "the KL weight ends at 0.04, not --kl_weight=1" in warnings[1]
+    assert "more than half" in config.schedule_warnings(300)[0]
+    assert config.schedule_warnings(1000) == []
+    assert "capacity never reaches" in Config(kl_capacity=25, kl_capacity_steps=100) \
+        .schedule_warnings(50)[0]

@@ -15,8 +15,18 @@ from vae_tf.errors import UserError
 
 
 def test_mnist_from_official_idx_files(mnist_dir):
-    data = datasets.load(tiny_config(dataset="mnist", data_dir=mnist_dir))
+    data = datasets.load(tiny_config(dataset="mnist", data_dir=mnist_dir, validation_size=0))
     assert (data.num_train, data.num_test, data.image_shape) == (60000, 10000, (28, 28, 1))
+    assert data.validation is None  # the literature's protocol: all 60,000 train
+    everything = np.concatenate([x for x, _ in data.train.batch(60000).as_numpy_iterator()])
+    held = datasets.load(tiny_config(dataset="mnist", data_dir=mnist_dir))
+    assert (held.num_train, held.num_validation, held.num_test) == (55000, 5000, 10000)
+    # The last 5,000 training images, the same in every run.
+    for split, part in ((held.train, everything[:55000]), (held.validation, everything[55000:])):
+        np.testing.assert_array_equal(
+            np.concatenate([x for x, _ in split.batch(60000).as_numpy_iterator()]), part)
+    with pytest.raises(UserError, match="--validation_size=60000 leaves no training images"):
+        datasets.load(tiny_config(dataset="mnist", data_dir=mnist_dir, validation_size=60000))
     images, labels = next(iter(data.test.batch(10000)))
     # The official test set's label counts and mean intensity.
     assert np.bincount(labels.numpy()).tolist() == [980, 1135, 1032, 1010, 982, 892, 958,
@@ -27,7 +37,7 @@ def test_mnist_from_official_idx_files(mnist_dir):
 def test_fashion_mnist_from_the_debian_package():
     require_dir(FASHION_DIR, "Fashion-MNIST", "apt-get install dataset-fashion-mnist")
     data = datasets.load(tiny_config(dataset="fashion_mnist"))
-    assert (data.num_train, data.num_test) == (60000, 10000)
+    assert (data.num_train, data.num_validation, data.num_test) == (55000, 5000, 10000)
     assert "fashion-mnist" in data.source
 
 

@@ -21,15 +21,19 @@ def frey_dir():
 
 def test_frey_file_and_split(frey_dir, tmp_path):
     data = datasets.load(tiny_config(dataset="frey", data_dir=frey_dir))
-    assert (data.num_train, data.num_test, data.image_shape) == (1765, 200, (28, 20, 1))
+    assert (data.num_train, data.num_validation, data.num_test, data.image_shape) == (
+        1565, 200, 200, (28, 20, 1))
     train_images = np.concatenate([x.numpy() for x, _ in data.train.batch(2000)])
+    validation_images = np.concatenate([x.numpy() for x, _ in data.validation.batch(2000)])
     test_images = np.concatenate([x.numpy() for x, _ in data.test.batch(2000)])
-    everything = np.concatenate([train_images, test_images])
+    everything = np.concatenate([train_images, validation_images, test_images])
     # PROVENANCE.md: min 8, max 238, mean/255 = 0.6057 over all 1,965 frames.
     assert (everything.min(), everything.max()) == (8, 238)
     assert everything.mean() / 255 == pytest.approx(0.6057, abs=1e-4)
-    # The test split is the last 200 frames, in order.
+    # The test split is the last 200 frames, in order; the validation split the 200
+    # frames before them.
     np.testing.assert_array_equal(test_images, everything[-200:])
+    np.testing.assert_array_equal(validation_images, everything[-400:-200])
 
     (tmp_path / "frey_rawface.mat").write_bytes(b"MATLAB 5.0 MAT-file, truncated")
     with pytest.raises(UserError, match="not Roweis' frey_rawface.mat"):

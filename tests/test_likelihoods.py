@@ -401,3 +401,26 @@ def test_discretized_means_and_samples_are_8_bit_images(name):
     # The draws average to the mean (colour coupling included), to a bin or two.
     draws = a.reshape(4, 500, 3, 3, 3).mean(axis=1)
     np.testing.assert_allclose(draws, mean.reshape(4, 500, 3, 3, 3)[:, 0], atol=0.02)
+
+
+def test_bits_per_dim_only_where_the_likelihood_is_a_probability_of_the_image():
+    """One owner (likelihoods.bits_per_nat): bits/dim for the binarized Bernoulli and
+    the discretized logistics, none for a cross-entropy on gray pixels or a density;
+    the factor comes from the image's shape, channels included."""
+    from vae_tf.models.vae import build_vae
+
+    shape = (28, 28, 3)
+    expected = {
+        ("bernoulli", "dynamic"): 1 / (28 * 28 * 3 * math.log(2)),
+        ("bernoulli", "none"): None,
+        ("gaussian", "none"): None,
+        ("laplace", "none"): None,
+        ("discretized_logistic", "none"): 1 / (28 * 28 * 3 * math.log(2)),
+        ("discretized_mix_logistic", "none"): 1 / (28 * 28 * 3 * math.log(2)),
+    }
+    for (recon_loss, binarize), factor in expected.items():
+        config = tiny_config(recon_loss=recon_loss, binarize=binarize)
+        got = likelihoods.bits_per_nat(config, shape)
+        assert got == (None if factor is None else pytest.approx(factor)), recon_loss
+        model = build_vae(config, shape, total_steps=10)
+        assert ("bits_per_dim" in model.trackers) == (factor is not None), recon_loss

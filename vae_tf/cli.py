@@ -18,7 +18,7 @@ from typing import Callable, Iterable, Sequence
 from absl import app, flags
 from absl import logging as absl_logging
 
-from vae_tf import flag_defs, registry
+from vae_tf import flag_defs, presets, registry
 from vae_tf.run import tfenv
 from vae_tf.errors import FlagError, UserError
 
@@ -51,7 +51,10 @@ def run(main: Callable, flag_names: Iterable[str] = (), required: Sequence[str] 
     def parse(argv):
         try:
             try:
-                rest = flags.FLAGS(argv)
+                if "preset" in flag_names:
+                    rest = presets.parse(flags.FLAGS, argv)
+                else:
+                    rest = flags.FLAGS(argv)
             except SystemExit as e:  # absl's --helpfull/--helpxml exit 1: help is no failure
                 sys.exit(0 if e.code == 1 and _asked_absl_help(argv) else e.code)
             missing = [name for name in required if flags.FLAGS[name].value is None]
@@ -74,8 +77,6 @@ def run(main: Callable, flag_names: Iterable[str] = (), required: Sequence[str] 
 
 # What asks for a command's help (absl's own --helpfull and --helpxml still work).
 HELP_ARGS = ("-h", "--help", "-?", "--helpshort")
-# Presets: the flagfiles beside the package in a checkout of the repository.
-PRESETS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "flags")
 
 
 def _asked_absl_help(argv) -> bool:
@@ -91,23 +92,6 @@ def _program() -> str:
     return name if name.startswith("vae-tf ") else os.path.basename(name)
 
 
-def presets() -> dict:
-    """{preset name: the first line of its comment} of the flags/*.cfg files."""
-    found = {}
-    if os.path.isdir(PRESETS_DIR):
-        for name in sorted(os.listdir(PRESETS_DIR)):
-            if name.endswith(".cfg"):
-                with open(os.path.join(PRESETS_DIR, name)) as f:
-                    comment = []
-                    for line in f:
-                        if not line.startswith("#"):
-                            break
-                        comment.append(line.lstrip("# ").strip())
-                first = " ".join(comment).split(". ")[0].rstrip(".")
-                found[name[:-len(".cfg")]] = first if len(first) <= 70 else first[:67] + "..."
-    return found
-
-
 def help_text(flag_names: Sequence[str]) -> str:
     """A command's --help: usage, what it does, the presets (for commands that
     train), the other commands, then its flags."""
@@ -116,10 +100,11 @@ def help_text(flag_names: Sequence[str]) -> str:
     doc = (sys.modules["__main__"].__doc__ or "").strip()
     if doc:
         lines += [doc, ""]
-    if "dataset" in flag_names and presets():
-        lines.append("presets: --flagfile=flags/<name>.cfg (in the repository's flags/ "
-                     "folder; flags after it override its values):")
-        lines += [f"  {name:<25}{first}" for name, first in presets().items()]
+    if "dataset" in flag_names and presets.summaries():
+        lines.append("presets: --dataset=X starts from flags/X.cfg where there is one; "
+                     "--preset=<name> or --flagfile=flags/<name>.cfg picks one, --preset=none "
+                     "the bare defaults; flags given override it:")
+        lines += [f"  {name:<25}{first}" for name, first in presets.summaries().items()]
         lines.append("")
     lines += [f"commands: {', '.join(COMMANDS)} (`vae-tf <command> --help` for each).", ""]
     # absl's listing of the command's flags, without its header line (a source path).

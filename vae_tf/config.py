@@ -194,8 +194,18 @@ class Config:
         "latent noise in training; the codes and importance samples the commands draw.")
 
     # Monitoring and evaluation during training.
+    validation_size: int = _field(
+        -1, "Training images held out as the validation split, which the epoch lines, "
+        "metrics.csv, TensorBoard and the report evaluate after each epoch (the test split "
+        "is used only by the final evaluation at the end of training and by evaluate): the "
+        "last this many of the training split, the same for every run. -1: the dataset's "
+        "default (celeba: its official validation split; mnist, fashion_mnist, cifar10: "
+        "5000; frey: 200, the frames before the test frames; others: a tenth). 0: none, "
+        "training uses the whole training split and the epochs show no held-out figure.",
+        lower=-1)
     eval_steps: int = _field(
-        0, "Test batches evaluated after each epoch; 0 means the whole test split.", lower=0)
+        0, "Validation batches evaluated after each epoch, and test batches at the end of "
+        "training; 0 means the whole split.", lower=0)
     temperature: float = _field(
         1.0, "Standard deviation of the prior codes z ~ N(0, t^2 I) of the sample grids, "
         "and the default of the sample command on this run: below 1 trades variety "
@@ -309,6 +319,36 @@ class Config:
         if self.kl_balance and (self.free_bits > 0 or self.kl_capacity > 0):
             raise ValueError("--kl_balance, --free_bits and --kl_capacity are alternative "
                              "KL penalties; set only one of them.")
+
+    def schedule_warnings(self, total_steps: int) -> List[str]:
+        """Warnings for warm-ups and ramps that do not fit in a run of `total_steps`
+        training steps (a preset shortened to a quick try keeps its warm-up)."""
+        shorten = "shorten it or train longer (--epochs, --steps_per_epoch)"
+        warnings = []
+        if self.lr_warmup_steps >= total_steps:
+            warnings.append(
+                f"--lr_warmup_steps={self.lr_warmup_steps} is longer than this run's "
+                f"{total_steps} training steps: the learning rate never reaches "
+                f"--learning_rate={self.learning_rate:g} and the model learns little; "
+                f"{shorten}.")
+        elif self.lr_warmup_steps > total_steps // 2:
+            warnings.append(
+                f"--lr_warmup_steps={self.lr_warmup_steps} is more than half of this run's "
+                f"{total_steps} training steps: the learning rate reaches "
+                f"--learning_rate={self.learning_rate:g} only at step "
+                f"{self.lr_warmup_steps}; {shorten}.")
+        if self.kl_schedule == "linear" and self.kl_warmup_steps > total_steps:
+            warnings.append(
+                f"--kl_warmup_steps={self.kl_warmup_steps} is longer than this run's "
+                f"{total_steps} training steps: the KL weight ends at "
+                f"{self.kl_weight * total_steps / self.kl_warmup_steps:.3g}, not "
+                f"--kl_weight={self.kl_weight:g}; {shorten}.")
+        if self.kl_capacity > 0 and self.kl_capacity_steps > total_steps:
+            warnings.append(
+                f"--kl_capacity_steps={self.kl_capacity_steps} is longer than this run's "
+                f"{total_steps} training steps: the capacity never reaches "
+                f"--kl_capacity={self.kl_capacity:g}; {shorten}.")
+        return warnings
 
     def replace(self, **changes) -> "Config":
         return dataclasses.replace(self, **changes)

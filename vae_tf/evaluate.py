@@ -18,7 +18,6 @@ both in nats per image, averaged over the images. --fid adds FID and KID of samp
 and reconstructions against the same test images (vae_tf/views/fid.py) under "fid".
 """
 
-import math
 import time
 
 import numpy as np
@@ -142,7 +141,8 @@ def evaluate(run, num_samples: int = 100, num_images: int = 0, seed: int = 0,
     config = run.config
     from vae_tf.models import likelihoods
 
-    likelihood, discrete = likelihoods.describe(config)
+    likelihood = likelihoods.describe(config)[0]
+    bits_per_nat = likelihoods.bits_per_nat(config, run.image_shape)
     results = {
         "run_dir": run.run_dir, "dataset": config.dataset, "split": "test",
         "num_images": len(images), "model": config.model, "likelihood": likelihood,
@@ -159,10 +159,9 @@ def evaluate(run, num_samples: int = 100, num_images: int = 0, seed: int = 0,
         results.update(num_importance_samples=num_samples, reconstruction=float(rec.mean()),
                        kl=float(kl.mean()), neg_elbo=float((rec + kl).mean()),
                        nll_iwae=float(nll.mean()))
-        if discrete:
-            dims_ln2 = math.prod(run.image_shape) * math.log(2.0)  # nats -> bits per pixel
-            results["neg_elbo_bits_per_dim"] = results["neg_elbo"] / dims_ln2
-            results["nll_iwae_bits_per_dim"] = results["nll_iwae"] / dims_ln2
+        if bits_per_nat is not None:
+            results["neg_elbo_bits_per_dim"] = results["neg_elbo"] * bits_per_nat
+            results["nll_iwae_bits_per_dim"] = results["nll_iwae"] * bits_per_nat
     recon = run.reconstruct(images)
     results["mse"] = float(np.mean(np.square(recon.astype(np.float64) - images)))
     results["latent_dim"] = run.latent_dim
@@ -222,7 +221,7 @@ def main(argv):
                                             network, FLAGS.seed)
     else:
         # A finished run's export never changes: an earlier FID of it stays true.
-        results["fid"] = report.read_fid(path)
+        results["fid"] = report.fid_section(files.read_json_object(path))
     files.write_json(path, results)
     print(format_table(results))
     report.wrote(run.run_dir, path)

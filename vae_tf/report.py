@@ -15,7 +15,6 @@ import base64
 import dataclasses
 import html
 import io
-import json
 import math
 import os
 import re
@@ -34,14 +33,14 @@ from vae_tf.errors import UserError
 FLAGS = flags.FLAGS
 FLAG_NAMES = ("run_dir", "compare", "output")
 # The curves drawn, as (metrics.csv column, panel title). metrics.csv holds them per
-# epoch for the training split and, prefixed val_, for the test split.
+# epoch for the training split and, prefixed val_, for the validation split.
 CURVES = (("loss", "loss: negative ELBO (nats)"),
           ("reconstruction", "reconstruction: -log p(x|z) (nats)"),
           ("kl", "KL(q(z|x) || N(0, I)) (nats)"),
-          ("kl_groups", "KL per latent group, test split (nats; g0 = top)"),
+          ("kl_groups", "KL per latent group, validation split (nats; g0 = top)"),
           ("bits_per_dim", "negative ELBO in bits per dimension"),
           ("kl_weight", "KL weight (beta) at each epoch's last step"),
-          ("active_units", "active units (test images)"),
+          ("active_units", "active units (validation images)"),
           ("grad_norm", "gradients' global norm (epoch mean)"),
           ("skipped_updates", "updates skipped (per epoch)"))
 # The curves whose first epochs may be left off the axis (`_leave_early_peaks_off`);
@@ -94,7 +93,7 @@ def load_run(run_dir: str) -> RunRecord:
 # -- figures -----------------------------------------------------------------------
 def curves_png(runs: list) -> bytes:
     """The CURVES that the runs logged against training steps, one colour per run:
-    solid for the training split, dashed for the test split."""
+    solid for the training split, dashed for the validation split."""
     logged = {key for run in runs for row in run.rows[:1] for key in row}
     groups = sorted((k for k in logged if re.fullmatch(r"val_kl_group\d+", k)),
                     key=lambda k: int(k[len("val_kl_group"):]))
@@ -136,7 +135,7 @@ def curves_png(runs: list) -> bytes:
     handles = [Line2D([], [], color=f"C{i % 10}", lw=3, label=run.name)
                for i, run in enumerate(runs)]
     handles += [Line2D([], [], color="k", ls="-", label="training split (epoch mean)"),
-                Line2D([], [], color="k", ls="--", label="test split"),
+                Line2D([], [], color="k", ls="--", label="validation split"),
                 Line2D([], [], color="k", ls=":", label="free-bits floor")]
     legend.legend(handles=handles, loc="center", fontsize=9, frameon=False)
     buffer = io.BytesIO()
@@ -268,16 +267,21 @@ def run_page(run: RunRecord) -> str:
         best = min(run.rows, key=lambda r: r[key])
         parts.append(f"<h2>Metrics</h2><p>Final: the last epoch. Best: the epoch with the "
                      f"lowest <code>{key}</code>. Losses in nats per image; "
-                     "<code>val_</code> is the test split.</p>")
+                     "<code>val_</code> is the validation split.</p>")
         parts.append(_table(["metric", f"final (epoch {int(final['epoch'])})",
                              f"best (epoch {int(best['epoch'])})"],
                             [[k, final[k], best[k]] for k in _metric_names(run.rows)]))
+        test = run.dir.read_test_metrics()
+        if test:
+            parts.append("<h2>Test split</h2><p>Evaluated once, after the last epoch "
+                         "(<code>test.json</code>); nothing during training saw it.</p>")
+            parts.append(_table(["metric", "value"], [[k, v] for k, v in sorted(test.items())]))
         parts.append("<h2>Curves</h2>" + _img(curves_png([run]), "training curves", "curves"))
     latest = run.dir.grids("samples")
     if latest:
         epoch = rundir.epoch_of_grid(latest[-1])
         parts.append(f"<h2>Latest grids (epoch {rundir.epoch_of_grid(latest[-1])})</h2>")
-        for kind, caption in (("recon", "test images (left) and reconstructions (right)"),
+        for kind, caption in (("recon", "validation images (left) and reconstructions (right)"),
                               ("samples", "samples: decoder means at fixed z ~ N(0, I)"),
                               ("traversal", "traversal: one latent dimension per row, "
                                             "swept from -3 to 3 at one image's mean code")):
@@ -298,7 +302,7 @@ def _command_outputs(run: RunRecord) -> list:
     """What the commands added to the run: eval.json's FID, the newest scatter plot
     and the newest attribute pictures."""
     parts = []
-    fid = read_fid(run.dir.eval_path)
+    fid = fid_section(run.dir.read_evaluation())
     if fid:
         parts.append(f"<h2>Sample quality</h2><p>From <code>eval.json</code>: "
                      f"{fid['num_images']} test images and as many samples and "
@@ -315,13 +319,9 @@ def _command_outputs(run: RunRecord) -> list:
     return parts
 
 
-def read_fid(path: str):
-    """eval.json's "fid" section, or None (no file, none in it, or unreadable)."""
-    try:
-        with open(path) as f:
-            fid = json.load(f).get("fid")
-    except (OSError, ValueError, AttributeError):
-        return None
+def fid_section(evaluation: dict):
+    """eval.json's "fid" section, or None."""
+    fid = evaluation.get("fid")
     return fid if isinstance(fid, dict) else None
 
 
@@ -342,7 +342,7 @@ def compare_page(runs: list) -> str:
                     + [len(run.rows)] + [final.get(m, "") for m in COMPARED])
     parts = [f"<p>{len(runs)} runs. Settings shown are those that differ between them; "
              "metrics are the last epoch's (losses in nats per image; <code>val_</code> "
-             "is the test split).</p>",
+             "is the validation split).</p>",
              _table(["run"] + differing + ["epochs"] + list(COMPARED), rows),
              "<h2>Curves</h2>" + _img(curves_png(runs), "training curves", "curves"),
              "<h2>Latest samples</h2>"]

@@ -1,6 +1,9 @@
 """Train a VAE.
 
-    python -m vae_tf.train --flagfile=flags/mnist.cfg --data_dir=/path/to/mnist
+    python -m vae_tf.train --dataset=mnist --data_dir=/path/to/mnist
+
+A dataset's run starts from its preset in flags/ (vae_tf/presets.py); flags given
+override it.
 
 Everything the run writes goes under <output_dir>/<run_name>/ (see vae_tf/run/rundir.py).
 Running the same command again after a crash resumes the unfinished run; after the
@@ -8,12 +11,13 @@ run finished, it prints the run's result and exits 0.
 """
 
 import dataclasses
+import json
 import os
 import shutil
 
-from absl import logging
+from absl import flags, logging
 
-from vae_tf import cli
+from vae_tf import cli, presets
 from vae_tf.run import files, rundir, tfenv
 from vae_tf.config import Config
 from vae_tf.errors import UserError
@@ -48,7 +52,8 @@ def run(config: Config, dataset_override=None) -> dict:
             rows = finished.run.read_metrics()
             final = rows[-1] if rows else {}
             return {"run_dir": finished.run.path, "resumed": False, "already_finished": True,
-                    **{k: v for k, v in final.items() if k != "epoch"}}
+                    **{k: v for k, v in final.items() if k != "epoch"},
+                    **{f"test_{k}": v for k, v in finished.run.read_test_metrics().items()}}
     else:  # the chief creates, locks and checks the run directory; others only read it
         run_dir, resuming = rundir.RunDir(os.path.join(config.output_dir, config.run_name)), False
         if run_dir.is_finished():
@@ -77,9 +82,11 @@ def _train(config, dataset_override, strategy, run_dir, write_dir, resuming):
     from vae_tf.models import likelihoods
     from vae_tf.datasets.pipeline import make_batches
 
-    data = dataset_override or datasets.load(config)
-    logging.info("Data: %s; %d train / %d test images of shape %s.", data.source,
-                 data.num_train, data.num_test, data.image_shape)
+    data = datasets.with_validation(dataset_override, config) if dataset_override \
+        else datasets.load(config)
+    logging.info("Data: %s; %d train / %s / %d test images of shape %s.", data.source,
+                 data.num_train, f"{data.num_validation} validation" if data.validation
+                 else "no validation", data.num_test, data.image_shape)
     logging.info("Likelihood: %s.", likelihoods.describe(config)[0])
 
     import keras
@@ -91,6 +98,8 @@ def _train(config, dataset_override, strategy, run_dir, write_dir, resuming):
 
     keras.utils.set_random_seed(config.seed)
     steps_per_epoch = config.steps_per_epoch or data.num_train // config.batch_size
+    for warning in config.schedule_warnings(config.epochs * steps_per_epoch):
+        logging.warning("%s", warning)
     with strategy.scope():
         model = build_vae(config, data.image_shape,
                           total_steps=config.epochs * steps_per_epoch)
@@ -98,10 +107,17 @@ def _train(config, dataset_override, strategy, run_dir, write_dir, resuming):
     logging.info("Precision: %s%s.", tfenv.resolve_precision(config.precision, config.jit_compile),
                  " (--precision=auto on this machine)" if config.precision == "auto" else "")
     train_ds = make_batches(data, config, training=True)
-    test_ds = make_batches(data, config, training=False)
+    if done and config.steps_per_epoch:
+        # One repeated stream of batches: a resumed run continues it where the
+        # checkpoint left it, so it trains on the batches an uninterrupted run would.
+        train_ds = train_ds.skip(done * config.steps_per_epoch)
+    # Epochs are evaluated on the validation split; the test split only once, at the end.
+    val_ds = make_batches(data, config, training=False, split="validation") \
+        if data.validation is not None else None
     monitor_n = callbacks_lib.num_monitor_test_images(config.grid_size)
-    monitor_images = next(iter(make_batches(data, config.replace(batch_size=monitor_n),
-                                            training=False))).numpy()
+    monitor_images = next(iter(make_batches(
+        data, config.replace(batch_size=monitor_n), training=False,
+        split="validation" if data.validation is not None else "train"))).numpy()
 
     if write_dir.path == run_dir.path:
         if not resuming:
@@ -122,7 +138,8 @@ def _train(config, dataset_override, strategy, run_dir, write_dir, resuming):
                                                         prior_fit_batches=prior_fit_batches)
     model.fit(train_ds, epochs=config.epochs, initial_epoch=done,
               steps_per_epoch=config.steps_per_epoch or None,
-              validation_data=test_ds, validation_steps=config.eval_steps or None,
+              validation_data=val_ds,
+              validation_steps=(config.eval_steps or None) if val_ds is not None else None,
               callbacks=callbacks, verbose=0, shuffle=False)  # EpochSummary prints
     if nan_guard.failed_at:
         epoch, step = nan_guard.failed_at
@@ -130,26 +147,55 @@ def _train(config, dataset_override, strategy, run_dir, write_dir, resuming):
             f"Training stopped: the loss became NaN or infinite at epoch {epoch}, step {step}. "
             f"Lower --learning_rate (now {config.learning_rate}) or raise --recon_scale; "
             f"checkpoints up to the last finished epoch are in {run_dir.join(rundir.CHECKPOINTS)}.")
+    # Before the export, which marks the run finished: a run killed in between
+    # evaluates again when resumed.
+    test = _final_evaluation(model, data, config)
+    if write_dir.path == run_dir.path:
+        files.write_text(run_dir.test_metrics_path, json.dumps(test, indent=2) + "\n")
     export.export_saved_model(model, write_dir.saved_model_dir, config.export_precision)
     logging.info("Exported %s (computing in %s; trained in %s)", write_dir.saved_model_dir,
                  config.export_precision, model.dtype_policy.name)
     rows = run_dir.read_metrics()
     final = rows[-1] if rows else {}
     return {"run_dir": run_dir.path, "resumed": resuming,
-            **{k: v for k, v in final.items() if k != "epoch"}}
+            **{k: v for k, v in final.items() if k != "epoch"},
+            **{f"test_{k}": v for k, v in test.items()}}
+
+
+def _final_evaluation(model, data, config) -> dict:
+    """The test split's figures of the trained (exported) weights, once, after the
+    last epoch: {"loss", "reconstruction", "kl", ... in nats per image}."""
+    from vae_tf.datasets.pipeline import make_batches
+
+    test_ds = make_batches(data, config, training=False, split="test")
+    logs = model.evaluate(test_ds, steps=config.eval_steps or None, verbose=0,
+                          return_dict=True)
+    test = {k: float(v) for k, v in logs.items()}
+    bits = f", {test['bits_per_dim']:.3f} bits/dim" if "bits_per_dim" in test else ""
+    logging.info("Test split (final evaluation): negative ELBO %.2f nats per image "
+                 "(reconstruction %.2f + KL %.2f)%s.", test["loss"], test["reconstruction"],
+                 test["kl"], bits)
+    return test
 
 
 def main(argv):
     config = config_from_flags()
+    if flags.FLAGS.preset != presets.NONE:
+        logging.info("Preset: flags/%s.cfg (the flags given on the command line override it; "
+                     "--preset=none starts from the bare defaults).", flags.FLAGS.preset)
     result = run(config)
-    print(f"{'Already finished' if result.get('already_finished') else 'Finished'} "
-          f"{result['run_dir']}: test loss (negative ELBO) "
-          f"{result.get('val_loss', float('nan')):.2f} nats per image.")
+    if "test_loss" in result:
+        print(f"{'Already finished' if result.get('already_finished') else 'Finished'} "
+              f"{result['run_dir']}: test loss (negative ELBO) {result['test_loss']:.2f} "
+              "nats per image.")
+    else:  # finished before the test split was evaluated at the end of training
+        print(f"Already finished {result['run_dir']}: no test figure recorded; "
+              f"`python -m vae_tf.evaluate --run_dir={result['run_dir']}` computes it.")
 
 
 def console_main():
     """`python -m vae_tf.train`, `vae-tf train` and `vae-tf-train`."""
-    cli.run(main, TRAINING_FLAGS)
+    cli.run(main, TRAINING_FLAGS + ("preset",))
 
 
 if __name__ == "__main__":

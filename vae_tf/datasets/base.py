@@ -4,7 +4,7 @@ import dataclasses
 import os
 import socket
 import threading
-from typing import Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -14,9 +14,11 @@ from vae_tf.errors import UserError
 
 @dataclasses.dataclass
 class ImageData:
-    """Train and test splits whose elements are (uint8 image [H, W, C], int64 label).
+    """Train, test and (where there is one) validation splits whose elements are
+    (uint8 image [H, W, C], int64 label).
 
-    The label is -1 where a dataset has none.
+    The label is -1 where a dataset has none. A loader sets `validation` only where
+    the dataset has an official one (CelebA); `datasets.load` holds out the rest's.
     """
     train: tf.data.Dataset
     test: tf.data.Dataset
@@ -24,6 +26,22 @@ class ImageData:
     num_train: int
     num_test: int
     source: str  # where the data came from, for the log and config.json readers
+    validation: Optional[tf.data.Dataset] = None
+    num_validation: int = 0
+
+    def split(self, name: str) -> tf.data.Dataset:
+        """The split 'train', 'validation' or 'test'."""
+        return getattr(self, name)
+
+    def without_validation(self) -> "ImageData":
+        return dataclasses.replace(self, validation=None, num_validation=0)
+
+    def hold_out(self, count: int) -> "ImageData":
+        """The last `count` training images as the validation split, the rest as the
+        training split: the same images for every run."""
+        keep = self.num_train - count
+        return dataclasses.replace(self, train=self.train.take(keep), num_train=keep,
+                                   validation=self.train.skip(keep), num_validation=count)
 
     @classmethod
     def from_arrays(cls, train_images, train_labels, test_images, test_labels, source):

@@ -75,9 +75,14 @@ class ImageCache:
         return ds.apply(tf.data.experimental.assert_cardinality(self.count(split)))
 
     def image_data(self, source: str, train: str = "train", test: str = "test") -> ImageData:
+        """The cached splits; a non-empty 'validation' split (CelebA's official one)
+        becomes the validation split."""
+        validation = self.manifest["splits"].get("validation", {}).get("count", 0)
         return ImageData(train=self.dataset(train), test=self.dataset(test),
                          image_shape=self.image_shape, num_train=self.count(train),
-                         num_test=self.count(test), source=f"{source}, cached in {self.path}")
+                         num_test=self.count(test), source=f"{source}, cached in {self.path}",
+                         validation=self.dataset("validation") if validation else None,
+                         num_validation=validation)
 
     def report(self) -> str:
         """One line on what the build skipped and converted ('' when nothing was)."""

@@ -31,10 +31,10 @@ def fixed_options() -> tf.data.Options:
 
 
 def make_batches(data: ImageData, config: Config, training: bool,
-                 with_labels: bool = False) -> tf.data.Dataset:
+                 with_labels: bool = False, split: str = "test") -> tf.data.Dataset:
     """Batches of the train split (shuffled, repeated when epochs have fixed steps)
-    or of the test split (in order, binarized once with a fixed seed)."""
-    ds = data.train if training else data.test
+    or, for evaluation, of `split` (in order, binarized once with a fixed seed)."""
+    ds = data.train if training else data.split(split)
     if training:
         ds = ds.shuffle(min(data.num_train, _SHUFFLE_BUFFER), seed=config.seed,
                         reshuffle_each_iteration=True)

@@ -7,7 +7,9 @@ into everything the rest of the package needs:
   nll(x, h)            -log p(x|z) per example [N], summed over pixels (nats)
   mean(h)              the mean image in [0, 1]
   sample(h, seed)      one image drawn from p(x|z), stateless given `seed`
-  discrete             whether p is a probability of pixel values (not a density)
+  discrete             whether p is a probability of quantized pixel values (not a
+                       density); whether bits/dim apply is `bits_per_nat`'s answer,
+                       which also asks whether the pixels really are quantized
 
 Each is a `keras.layers.Layer`, so the scale weights it owns are tracked by the
 model: trained, saved in checkpoints and exported with it. A new likelihood (say a
@@ -16,7 +18,7 @@ here and its name in `vae_tf.registry.LIKELIHOODS`.
 """
 
 import math
-from typing import Tuple
+from typing import Optional, Tuple
 
 import keras
 import tensorflow as tf
@@ -392,3 +394,16 @@ def describe(config: Config) -> Tuple[str, bool]:
     """(what the nats are -log of, whether bits per dimension mean anything) for the
     run's likelihood; runs no TensorFlow."""
     return LIKELIHOODS.get(config.recon_loss).describe(config)
+
+
+def bits_per_nat(config: Config, image_shape) -> Optional[float]:
+    """Bits per dimension of one nat per image, 1 / (H W C ln 2), where the run's
+    likelihood is a probability of the 8-bit (or binarized) image; None where it is
+    not (a density, or a cross-entropy on gray pixels), so no bits/dim is reported.
+
+    The one place that decides whether a bits/dim figure means anything: the epoch
+    line, metrics.csv, TensorBoard, the report and evaluate all follow it.
+    """
+    if not describe(config)[1]:
+        return None
+    return 1.0 / (math.prod(image_shape) * math.log(2.0))

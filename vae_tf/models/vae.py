@@ -10,14 +10,13 @@ Reported metrics (nats per image, averaged over the epoch):
   loss            negative ELBO = reconstruction + kl (whatever the KL weight)
   reconstruction  E_q[-log p(x|z)], one sample of z
   kl              KL(q(z|x) || N(0, I))
-  bits_per_dim    (discrete likelihoods only) loss / (pixels * channels * ln 2)
+  bits_per_dim    (where likelihoods.bits_per_nat applies) loss / (pixels * channels * ln 2)
   kl_weight       (training only) the KL weight (beta) in force at the epoch's last step
   grad_norm       (training only) the gradients' global norm before clipping, epoch mean
   skipped_updates (training only, with --grad_skip) updates skipped so far this epoch
 """
 
 import contextlib
-import math
 
 from typing import Tuple
 
@@ -88,14 +87,15 @@ class VAE(keras.Model):
             self.prior_scale_tril = self.add_weight(shape=(d, d), initializer="identity",
                                                     trainable=False, name="prior_scale_tril")
         names = ["loss", "reconstruction", "kl", *self.kl_part_names()]
-        if self.likelihood.discrete:
+        # Nats per image to bits per dimension of the 8-bit (or binarized) image;
+        # None where the likelihood is not a probability of it.
+        self.bits_per_nat = likelihoods.bits_per_nat(config, self.image_shape)
+        if self.bits_per_nat is not None:
             names.append("bits_per_dim")
         self.trackers = {name: keras.metrics.Mean(name=name) for name in names}
         # Training-only monitors of the update (not reset by evaluation).
         self.grad_norm = keras.metrics.Mean(name="grad_norm")
         self.skipped_updates = keras.metrics.Sum(name="skipped_updates")
-        # Nats per image to bits per dimension (sub-pixels) of the 8-bit image.
-        self.bits_per_nat = 1.0 / (math.prod(self.image_shape) * math.log(2.0))
 
     @property
     def metrics(self):
@@ -200,6 +200,22 @@ class VAE(keras.Model):
         kl = tf.reduce_sum(kl_parts, axis=-1)
         return tuple(tf.reshape(t, [-1, num]) for t in (ll, ll + log_ratio, kl))
 
+    # Checkpoints hold the latent noise generator's state after the model's own
+    # variables, so that a resumed run draws the noise an uninterrupted one would.
+    # A checkpoint written without it still loads (the noise then starts afresh).
+    def save_own_variables(self, store):
+        super().save_own_variables(store)
+        store[str(len(self._own_variables()))] = self.noise_seed.state
+
+    def load_own_variables(self, store):
+        count = len(self._own_variables())
+        super().load_own_variables({str(i): store[str(i)] for i in range(count)})
+        if str(count) in store.keys():
+            self.noise_seed.state.assign(store[str(count)])
+
+    def _own_variables(self):
+        return self._trainable_variables + self._non_trainable_variables
+
     # -- the objective ------------------------------------------------------------
     def noise(self, shape):
         """Standard-normal noise of `shape` from the model's seeded generator (each
@@ -260,8 +276,9 @@ class VAE(keras.Model):
         """Logs the epoch means of the ELBO terms so far, and `values` as they are."""
         kl = tf.reduce_sum(kl_parts, axis=-1)
         terms = {"loss": rec + kl, "reconstruction": rec, "kl": kl,
-                 "bits_per_dim": (rec + kl) * self.bits_per_nat,
                  **{name: kl_parts[:, i] for i, name in enumerate(self.kl_part_names())}}
+        if self.bits_per_nat is not None:
+            terms["bits_per_dim"] = (rec + kl) * self.bits_per_nat
         for name, tracker in self.trackers.items():
             tracker.update_state(terms[name])
         return distribute.reducible_logs(

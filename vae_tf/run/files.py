@@ -62,6 +62,16 @@ def write_json(path: str, values) -> str:
     return write_text(path, json.dumps(values, indent=2) + "\n")
 
 
+def read_json_object(path: str) -> dict:
+    """A JSON object file's dict, or {} (no file, or not a readable JSON object)."""
+    try:
+        with open(path) as f:
+            values = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return values if isinstance(values, dict) else {}
+
+
 @contextlib.contextmanager
 def atomic_dir(path: str):
     """Like `atomic_path` for a folder: yields an empty temporary folder beside

@@ -9,6 +9,8 @@ its rules (creating, resuming, finished or not, reading its config and metrics).
     tensorboard/                    TensorBoard scalars and images
     checkpoints/epoch_NNNN.weights.h5  weights and optimizer state after each epoch;
                                     a run resumes from the newest one that loads
+    test.json                       the test split's figures, evaluated once after the last
+                                    epoch (the epochs are evaluated on the validation split)
     saved_model/                    the SavedModel; a run is finished once it is complete
     eval.json                       written by `vae_tf.evaluate` (FID and KID under "fid")
     pictures/                       written by the picture commands, among them
@@ -49,6 +51,7 @@ CHECKPOINTS = "checkpoints"
 LOCK = ".lock"
 SAVED_MODEL = "saved_model"
 EVAL = "eval.json"
+TEST_METRICS = "test.json"
 PICTURES = "pictures"
 SAMPLES_GIF = "samples.gif"
 SCATTER, ATTRIBUTE = "scatter", "attribute"  # prefixes of those pictures' names
@@ -104,6 +107,18 @@ class RunDir:
     @property
     def eval_path(self) -> str:
         return self.join(EVAL)
+
+    @property
+    def test_metrics_path(self) -> str:
+        return self.join(TEST_METRICS)
+
+    def read_test_metrics(self) -> dict:
+        """test.json's figures ({} before training finished, or unreadable)."""
+        return files.read_json_object(self.test_metrics_path)
+
+    def read_evaluation(self) -> dict:
+        """eval.json's figures ({} where evaluate has not run, or unreadable)."""
+        return files.read_json_object(self.eval_path)
 
     @property
     def samples_gif(self) -> str:

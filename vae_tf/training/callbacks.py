@@ -16,7 +16,8 @@ from vae_tf.run import faults, files, rundir
 from vae_tf.models import optimizer
 from vae_tf.config import Config
 
-# Active units (Burda et al. 2016) are counted on this many fixed test images.
+# Active units (Burda et al. 2016) are counted on this many fixed validation images
+# (training images where there is no validation split).
 ACTIVE_UNITS_IMAGES = 1000
 # --sample_prior=fitted fits the sampling prior to the codes of this many training
 # images (the first ones, in the split's order): a 64-d covariance is well
@@ -70,12 +71,12 @@ class FitSamplingPrior(keras.callbacks.Callback):
 class ImageGridCallback(keras.callbacks.Callback):
     """Saves after every epoch these grids (see rundir.RunDir.grid):
 
-    recon      test images beside their deterministic reconstructions
+    recon      validation images beside their deterministic reconstructions
     samples    decoder means of a fixed set of samples (the same seed) from the
                sampling prior (N(0, T^2 I), the fitted Gaussian, or a hierarchy's
                priors), T the run's --temperature
     traversal  one row per latent dimension: that dimension swept over
-               latent.traversal_values() at the first test image's mean code
+               latent.traversal_values() at the first validation image's mean code
 
     and, when `tensorboard_dir` is given, the same grids as TensorBoard images there.
     """
@@ -128,7 +129,7 @@ class CollapseMonitor(keras.callbacks.Callback):
     step          training steps taken so far (the model's own counter, which the KL
                   schedule reads; the x axis of the report's curves)
     active_units  latent dimensions whose posterior mean varies across a fixed set
-                  of test images by more than latent.ACTIVE_UNITS_THRESHOLD (Burda
+                  of validation images by more than latent.ACTIVE_UNITS_THRESHOLD (Burda
                   et al. 2016); posterior collapse shows as this count falling
     """
 
@@ -196,12 +197,12 @@ def _pairs_per_row(grid_size: int) -> int:
 
 
 def num_grid_test_images(grid_size: int) -> int:
-    """How many test images the reconstruction grid shows (grid_size rows of pairs)."""
+    """How many validation images the reconstruction grid shows (grid_size rows of pairs)."""
     return grid_size * _pairs_per_row(grid_size)
 
 
 def num_monitor_test_images(grid_size: int) -> int:
-    """How many fixed test images `make_callbacks` wants: the grid's and active units'."""
+    """How many fixed validation images `make_callbacks` wants: the grid's and active units'."""
     return max(num_grid_test_images(grid_size), ACTIVE_UNITS_IMAGES)
 
 
@@ -235,7 +236,7 @@ class MetricsLogger(keras.callbacks.Callback):
 
 
 class EpochTimer(keras.callbacks.Callback):
-    """Adds `epoch_seconds`, the epoch's wall-clock time (training, test loss, and
+    """Adds `epoch_seconds`, the epoch's wall-clock time (training, validation loss, and
     the callbacks before this one's end), so that runs can be compared at equal time."""
 
     def __init__(self):
@@ -255,7 +256,7 @@ class EpochSummary(keras.callbacks.Callback):
     with four decimals, step counts included):
 
     Epoch 3/10 - 12 s (95 ms/step) - loss 250.12 nats (reconstruction 220.10 + KL 30.02,
-    KL weight 1) - test loss 251.30 (220.88 + 30.42) - active units 12/16
+    KL weight 1) - validation loss 251.30 (220.88 + 30.42) - active units 12/16
     """
 
     def on_epoch_end(self, epoch, logs=None):
@@ -269,10 +270,10 @@ class EpochSummary(keras.callbacks.Callback):
                          f"{logs['reconstruction']:.2f} + KL {logs['kl']:.2f}, "
                          f"KL weight {logs.get('kl_weight', 1.0):.3g})")
         if "val_loss" in logs:
-            parts.append(f"test loss {logs['val_loss']:.2f} ({logs['val_reconstruction']:.2f}"
-                         f" + {logs['val_kl']:.2f})")
+            parts.append(f"validation loss {logs['val_loss']:.2f} "
+                         f"({logs['val_reconstruction']:.2f} + {logs['val_kl']:.2f})")
         if "val_bits_per_dim" in logs:
-            parts.append(f"test {logs['val_bits_per_dim']:.3f} bits/dim")
+            parts.append(f"validation {logs['val_bits_per_dim']:.3f} bits/dim")
         if logs.get("skipped_updates"):
             parts.append(f"{logs['skipped_updates']:.0f} updates skipped")
         if "active_units" in logs:
@@ -293,9 +294,10 @@ def make_callbacks(config: Config, run_dir: rundir.RunDir, test_images: np.ndarr
     """The callbacks of a training run, all writing under `write_dir` (the run
     directory, or a temporary folder for non-chief workers of a multi-worker run).
 
-    `test_images` is a fixed set of test images (num_monitor_test_images of them):
-    the first num_grid_test_images appear in the reconstruction grid, and all of
-    them count the active units.
+    `test_images` is a fixed set of validation images (training images where there
+    is no validation split; num_monitor_test_images of them): the first
+    num_grid_test_images appear in the reconstruction grid, and all of them count
+    the active units. The test split is not seen during training.
 
     At each epoch's end CollapseMonitor adds to the logs first, the metrics row,
     TensorBoard, the grids and the report follow, and the checkpoint comes last: a

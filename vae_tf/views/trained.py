@@ -103,7 +103,7 @@ class TrainedRun:
 
     def test_images(self, count: Optional[int] = None, with_labels: bool = False):
         """The first `count` test images (all when None) as float32 [N, H, W, C], the
-        same pixels the training run evaluated on (with their labels if asked)."""
+        same pixels as the final evaluation of training (with their labels if asked)."""
         from vae_tf.datasets.pipeline import make_batches
 
         data = self._dataset()
