@@ -15,7 +15,8 @@ import pytest
 from PIL import Image
 
 from conftest import run_module, tiny_config
-from vae_tf import report, train
+from vae_tf import train
+from vae_tf.views import report_page
 from vae_tf.views.latent import active_units
 from vae_tf.errors import UserError
 
@@ -94,7 +95,7 @@ def test_early_epochs_far_above_the_rest_are_left_off_the_axis():
 
     falling = [412.7, 150.0, 95.0] + list(np.linspace(88.0, 83.4, 17))  # 20 epochs
     axes = Figure().subplots(1, 4)
-    report._leave_early_peaks_off(axes[0], [falling, [v + 0.5 for v in falling]])
+    report_page._leave_early_peaks_off(axes[0], [falling, [v + 0.5 for v in falling]])
     low, high = axes[0].get_ylim()
     # The axis spans the epochs after the first two (a tenth of 20), with a margin.
     assert 82.7 < low < 83.4 and 95.5 < high < 97.0
@@ -106,7 +107,7 @@ def test_early_epochs_far_above_the_rest_are_left_off_the_axis():
                        (axes[3], [[400.0, 90.0]])):
         ax.plot(series[0])
         before = ax.get_ylim()
-        report._leave_early_peaks_off(ax, series)
+        report_page._leave_early_peaks_off(ax, series)
         assert ax.get_ylim() == before and not ax.texts
 
 
@@ -129,7 +130,7 @@ def test_report_and_compare_commands(runs, tmp_path):
 
 def test_report_errors_are_clear(tmp_path):
     with pytest.raises(UserError, match="no config.json"):
-        report.write_report(str(tmp_path))
+        report_page.write_report(str(tmp_path))
     result = run_module("vae_tf.report", "--compare", str(tmp_path))
     assert result.returncode == 1
     assert result.stderr.strip() == "error: --compare needs two or more run directories after it."

@@ -75,9 +75,9 @@ def main(argv):
                      for name, n, ok in zip(names, counts, usable)]
         title = f"Every attribute vector on test image {start}: code + a x vector; {about}"
     grids.save_labelled_grid(path, rows, len(columns), row_names, columns, title)
-    from vae_tf import report
+    from vae_tf.views import report_page
 
-    report.wrote(run.run_dir, path)
+    report_page.wrote(run.run_dir, path)
 
 
 def console_main():

@@ -202,7 +202,7 @@ def format_table(r: dict) -> str:
 
 
 def main(argv):
-    from vae_tf import report
+    from vae_tf.views import report_page
     from vae_tf.views.trained import TrainedRun
 
     run = TrainedRun(FLAGS.run_dir, FLAGS.data_dir)
@@ -221,10 +221,10 @@ def main(argv):
                                             network, FLAGS.seed)
     else:
         # A finished run's export never changes: an earlier FID of it stays true.
-        results["fid"] = report.fid_section(files.read_json_object(path))
+        results["fid"] = report_page.fid_section(files.read_json_object(path))
     files.write_json(path, results)
     print(format_table(results))
-    report.wrote(run.run_dir, path)
+    report_page.wrote(run.run_dir, path)
 
 
 def console_main():

@@ -56,9 +56,9 @@ def main(argv):
                                FLAGS.method, FLAGS.seed)
     print(f"{NAMES[FLAGS.method]} of {len(images)} codes x {len(runs)} run(s) in "
           f"{time.perf_counter() - start:.1f} s")
-    from vae_tf import report
+    from vae_tf.views import report_page
 
-    report.wrote(run.run_dir, path)
+    report_page.wrote(run.run_dir, path)
 
 
 def console_main():

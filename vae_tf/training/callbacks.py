@@ -9,8 +9,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from vae_tf.views import grids, latent, pictures
-from vae_tf import report
+from vae_tf.views import grids, latent, pictures, report_page
 from vae_tf.training import checkpoints
 from vae_tf.run import faults, files, rundir
 from vae_tf.models import optimizer
@@ -156,7 +155,7 @@ class ReportCallback(keras.callbacks.Callback):
         self.run_dir = run_dir
 
     def on_epoch_end(self, epoch, logs=None):
-        report.write_report(self.run_dir.path)
+        report_page.write_report(self.run_dir.path)
 
 
 class SamplesGifCallback(keras.callbacks.Callback):
