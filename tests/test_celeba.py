@@ -86,8 +86,27 @@ def test_missing_data_is_one_clear_line(tmp_path):
     for words in ("holds no files", "img_align_celeba.zip", "list_eval_partition.txt",
                   "--data_dir="):
         assert words in errors[0]
-    with pytest.raises(UserError, match="does not exist.*img_align_celeba.zip"):
+    with pytest.raises(UserError) as missing:
         celeba.local_source(str(tmp_path / "nowhere"))
+    assert str(missing.value).startswith(
+        f"--data_dir={tmp_path / 'nowhere'} does not exist; a CelebA folder holds "
+        "img_align_celeba/ (the aligned JPEGs) or img_align_celeba.zip, and "
+        "list_eval_partition.txt. To get them: Download img_align_celeba.zip")
+    # Another dataset's folder (MNIST's IDX files): said before any cache is built.
+    mnist = tmp_path / "mnist"
+    mnist.mkdir()
+    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz",
+                 "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "PROVENANCE.md"):
+        (mnist / name).write_bytes(b"\0" * 16)
+    result = run_module("vae_tf.train", "--dataset=celeba", f"--data_dir={mnist}",
+                        f"--output_dir={tmp_path / 'out'}", f"--cache_dir={tmp_path / 'cache'}")
+    assert result.returncode == 1
+    assert [l for l in result.stderr.splitlines() if l.startswith("error: ")] == [
+        f"error: --data_dir={mnist} is not a CelebA folder: a CelebA folder holds "
+        "img_align_celeba/ (the aligned JPEGs) or img_align_celeba.zip, and "
+        "list_eval_partition.txt; this one holds PROVENANCE.md, t10k-images-idx3-ubyte.gz, "
+        "t10k-labels-idx1-ubyte.gz, train-images-idx3-ubyte.gz and 1 more."]
+    assert not (tmp_path / "cache").exists()
 
 
 def test_without_data_dir_offline_says_what_to_download(tmp_path, monkeypatch):

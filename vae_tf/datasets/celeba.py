@@ -46,6 +46,8 @@ CROP, SIZE = 148, 64
 IMAGES, ZIP, PARTITION = "img_align_celeba", "img_align_celeba.zip", "list_eval_partition.txt"
 PARTITION_SPLITS = {"0": "train", "1": "validation", "2": "test"}
 ATTRIBUTES, ATTRIBUTES_ZIP = "list_attr_celeba.txt", "list_attr_celeba.zip"
+# What a --data_dir for CelebA holds, said before any advice to download.
+LAYOUT = (f"a CelebA folder holds {IMAGES}/ (the aligned JPEGs) or {ZIP}, and {PARTITION}")
 HELP = (f"Download {ZIP} (Align&Cropped Images, 1.4 GB) and {PARTITION} (Eval/) from "
         "https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html, put both in one folder "
         f"(the zip may be unpacked there as {IMAGES}/) and pass it with --data_dir=FOLDER.")
@@ -79,11 +81,17 @@ def local_source(data_dir: str) -> Source:
     if data_dir.endswith(".zip") and os.path.isfile(data_dir):
         return _zip_source(data_dir, _partition(data_dir))
     if not os.path.isdir(data_dir):
-        raise UserError(f"--data_dir={data_dir} does not exist. {HELP}")
+        raise UserError(f"--data_dir={data_dir} does not exist; {LAYOUT}. To get them: {HELP}")
     if os.path.isdir(os.path.join(data_dir, IMAGES)):
         return _folder_source(os.path.join(data_dir, IMAGES), _partition(data_dir))
     if os.path.isfile(os.path.join(data_dir, ZIP)):
         return _zip_source(os.path.join(data_dir, ZIP), _partition(data_dir))
+    names = [n for n in os.listdir(data_dir) if not n.startswith(".")]
+    if names and not any(n.lower().endswith((".jpg", ".jpeg", ".png")) for n in names):
+        shown = ", ".join(sorted(names)[:4]) + (f" and {len(names) - 4} more" if len(names) > 4
+                                                 else "")
+        raise UserError(f"--data_dir={data_dir} is not a CelebA folder: {LAYOUT}; this one "
+                        f"holds {shown}.")
     return _folder_source(data_dir, _partition(data_dir))
 
 
