@@ -6,7 +6,9 @@ setup(
     description="Train variational autoencoders on image datasets with Keras 3 / TensorFlow.",
     packages=find_packages(include=["vae_tf", "vae_tf.*"]),
     # The fused kernels' C++ source, compiled on first use (vae_tf/kernels).
-    package_data={"vae_tf.kernels": ["*.cc"]},
+    package_data={"vae_tf.kernels": ["*.cc"],
+                  # The CelebA subset of the README's figures (--celeba_subset).
+                  "vae_tf.datasets": ["celeba_subset.txt"]},
     python_requires=">=3.10",
     install_requires=[
         # The one TensorFlow package that runs everywhere (CPU; a GPU once CUDA's

@@ -7,8 +7,8 @@ import zipfile
 import pytest
 from PIL import Image
 
-from conftest import (CELEBA_DIR, add_bad_files, copy_celeba_images, require_dir, run_module,
-                      tiny_config)
+from conftest import (CELEBA_DIR, REPO, add_bad_files, copy_celeba_images, require_dir,
+                      run_module, tiny_config)
 from vae_tf import datasets
 from vae_tf.datasets import celeba
 from vae_tf.datasets.base import network_available
@@ -115,3 +115,30 @@ def test_without_data_dir_offline_says_what_to_download(tmp_path, monkeypatch):
         pytest.skip("a network exists: the tensorflow-datasets download would start")
     with pytest.raises(UserError, match="celeb_a not found .* Download img_align_celeba.zip"):
         datasets.load(tiny_config(dataset="celeba", cache_dir=str(tmp_path / "cache")))
+
+
+def test_the_readme_subset_is_rebuilt_from_a_full_celeba(tmp_path, celeba_dir):
+    """--celeba_subset with vae_tf/datasets/celeba_subset.txt picks, out of a full
+    CelebA (here: the subset's files and others beside them), the 6,031 images."""
+    listed = os.path.join(REPO, "vae_tf", "datasets", "celeba_subset.txt")
+    subset = celeba.read_subset(listed)
+    images = os.path.join(celeba_dir, celeba.IMAGES)
+    assert subset == sorted(os.listdir(images)) and len(subset) == 6031
+    full = tmp_path / "celeba" / celeba.IMAGES
+    full.mkdir(parents=True)
+    for name in subset:
+        os.symlink(os.path.join(images, name), full / name)
+    others = [f"{n:06d}.jpg" for n in range(1, 40) if f"{n:06d}.jpg" not in set(subset)]
+    for name in others:  # images of the full set that the subset leaves out
+        os.symlink(os.path.join(images, subset[0]), full / name)
+    shutil.copy(os.path.join(celeba_dir, celeba.PARTITION), tmp_path / "celeba")
+    assert others
+    everything = celeba.local_source(str(tmp_path / "celeba"))
+    assert everything.total == 6031 + len(others)
+    source = celeba.local_source(str(tmp_path / "celeba"), subset)
+    assert _counts(source) == {"train": 4591, "validation": 780, "test": 660}
+    picked = sorted(os.path.basename(n) for items in source.splits.values() for n, _ in items)
+    assert picked == subset
+    assert source.fingerprint != everything.fingerprint  # its own image cache
+    with pytest.raises(UserError, match="Cannot read --celeba_subset=/nowhere.txt"):
+        celeba.read_subset("/nowhere.txt")
