@@ -91,7 +91,7 @@ def test_missing_data_is_one_clear_line(tmp_path):
     assert str(missing.value).startswith(
         f"--data_dir={tmp_path / 'nowhere'} does not exist; a CelebA folder holds "
         "img_align_celeba/ (the aligned JPEGs) or img_align_celeba.zip, and "
-        "list_eval_partition.txt. To get them: Download img_align_celeba.zip")
+        "list_eval_partition.txt. To get them, download img_align_celeba.zip")
     # Another dataset's folder (MNIST's IDX files): said before any cache is built.
     mnist = tmp_path / "mnist"
     mnist.mkdir()

@@ -121,7 +121,8 @@ def _local_source(data_dir: str, subset: Optional[List[str]]) -> Source:
     if data_dir.endswith(".zip") and os.path.isfile(data_dir):
         return _zip_source(data_dir, _partition(data_dir), subset)
     if not os.path.isdir(data_dir):
-        raise UserError(f"--data_dir={data_dir} does not exist; {LAYOUT}. To get them: {HELP}")
+        raise UserError(f"--data_dir={data_dir} does not exist; {LAYOUT}. To get them, "
+                        f"{HELP[0].lower()}{HELP[1:]}")
     if os.path.isdir(os.path.join(data_dir, IMAGES)):
         return _folder_source(os.path.join(data_dir, IMAGES), _partition(data_dir), subset)
     if os.path.isfile(os.path.join(data_dir, ZIP)):
