@@ -15,7 +15,9 @@ setup(
     # The fused kernels' C++ source, compiled on first use (vae_tf/kernels).
     package_data={"vae_tf.models.kernels": ["*.cc"],
                   # The explore command's page (vae_tf/views/explorer.py serves it).
-                  "vae_tf.views": ["explorer_static/*"]},
+                  "vae_tf.views": ["explorer_static/*"],
+                  # The CelebA subset of the README's figures (--celeba_subset).
+                  "vae_tf.datasets": ["celeba_subset.txt"]},
     python_requires=">=3.10",
     install_requires=[
         # The one TensorFlow package that runs everywhere (CPU; a GPU once CUDA's

@@ -71,6 +71,8 @@ def test_attributes_command_writes_both_pictures(celeba_run):
     result = run_module("vae_tf.attributes", f"--run_dir={run_dir}", "--attribute=Smiling",
                         "--index=0:3", "--amounts=-1,0,1")
     assert result.returncode == 0, result.stderr[-3000:]
+    # The cache is opened for the attributes and for the images: said once.
+    assert result.stderr.count("Reading cached images from ") == 1, result.stderr
     picture = os.path.join(run_dir, "pictures", "attribute_Smiling_0-2.png")
     width, height = Image.open(picture).size
     assert 3 * 66 < height < 3 * 66 + 150 and width > 4 * 66  # 3 rows of 4 64-px cells

@@ -7,8 +7,8 @@ import zipfile
 import pytest
 from PIL import Image
 
-from conftest import (CELEBA_DIR, add_bad_files, copy_celeba_images, require_dir, run_module,
-                      tiny_config)
+from conftest import (CELEBA_DIR, REPO, add_bad_files, copy_celeba_images, require_dir,
+                      run_module, tiny_config)
 from vae_tf import datasets
 from vae_tf.datasets import celeba
 from vae_tf.datasets.base import network_available
@@ -90,8 +90,27 @@ def test_missing_data_is_one_clear_line(tmp_path):
     for words in ("holds no files", "img_align_celeba.zip", "list_eval_partition.txt",
                   "--data_dir="):
         assert words in errors[0]
-    with pytest.raises(UserError, match="does not exist.*img_align_celeba.zip"):
+    with pytest.raises(UserError) as missing:
         celeba.local_source(str(tmp_path / "nowhere"))
+    assert str(missing.value).startswith(
+        f"--data_dir={tmp_path / 'nowhere'} does not exist; a CelebA folder holds "
+        "img_align_celeba/ (the aligned JPEGs) or img_align_celeba.zip, and "
+        "list_eval_partition.txt. To get them, download img_align_celeba.zip")
+    # Another dataset's folder (MNIST's IDX files): said before any cache is built.
+    mnist = tmp_path / "mnist"
+    mnist.mkdir()
+    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz",
+                 "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "PROVENANCE.md"):
+        (mnist / name).write_bytes(b"\0" * 16)
+    result = run_module("vae_tf.train", "--dataset=celeba", f"--data_dir={mnist}",
+                        f"--output_dir={tmp_path / 'out'}", f"--cache_dir={tmp_path / 'cache'}")
+    assert result.returncode == 1
+    assert [l for l in result.stderr.splitlines() if l.startswith("error: ")] == [
+        f"error: --data_dir={mnist} is not a CelebA folder: a CelebA folder holds "
+        "img_align_celeba/ (the aligned JPEGs) or img_align_celeba.zip, and "
+        "list_eval_partition.txt; this one holds PROVENANCE.md, t10k-images-idx3-ubyte.gz, "
+        "t10k-labels-idx1-ubyte.gz, train-images-idx3-ubyte.gz and 1 more."]
+    assert not (tmp_path / "cache").exists()
 
 
 def test_without_data_dir_offline_says_what_to_download(tmp_path, monkeypatch):
@@ -100,3 +119,30 @@ def test_without_data_dir_offline_says_what_to_download(tmp_path, monkeypatch):
         pytest.skip("a network exists: the tensorflow-datasets download would start")
     with pytest.raises(UserError, match="celeb_a not found .* Download img_align_celeba.zip"):
         datasets.load(tiny_config(dataset="celeba", cache_dir=str(tmp_path / "cache")))
+
+
+def test_the_readme_subset_is_rebuilt_from_a_full_celeba(tmp_path, celeba_dir):
+    """--celeba_subset with vae_tf/datasets/celeba_subset.txt picks, out of a full
+    CelebA (here: the subset's files and others beside them), the 6,031 images."""
+    listed = os.path.join(REPO, "vae_tf", "datasets", "celeba_subset.txt")
+    subset = celeba.read_subset(listed)
+    images = os.path.join(celeba_dir, celeba.IMAGES)
+    assert subset == sorted(os.listdir(images)) and len(subset) == 6031
+    full = tmp_path / "celeba" / celeba.IMAGES
+    full.mkdir(parents=True)
+    for name in subset:
+        os.symlink(os.path.join(images, name), full / name)
+    others = [f"{n:06d}.jpg" for n in range(1, 40) if f"{n:06d}.jpg" not in set(subset)]
+    for name in others:  # images of the full set that the subset leaves out
+        os.symlink(os.path.join(images, subset[0]), full / name)
+    shutil.copy(os.path.join(celeba_dir, celeba.PARTITION), tmp_path / "celeba")
+    assert others
+    everything = celeba.local_source(str(tmp_path / "celeba"))
+    assert everything.total == 6031 + len(others)
+    source = celeba.local_source(str(tmp_path / "celeba"), subset)
+    assert _counts(source) == {"train": 4591, "validation": 780, "test": 660}
+    picked = sorted(os.path.basename(n) for items in source.splits.values() for n, _ in items)
+    assert picked == subset
+    assert source.fingerprint != everything.fingerprint  # its own image cache
+    with pytest.raises(UserError, match="Cannot read --celeba_subset=/nowhere.txt"):
+        celeba.read_subset("/nowhere.txt")

@@ -61,6 +61,13 @@ def test_command_on_a_copied_run_writes_eval_json(binarized_run, tmp_path):
     assert values["num_images"] == 100 and values["num_importance_samples"] == 20
     assert values["nll_iwae"] <= values["neg_elbo"]
     assert values["run_dir"] == str(copy)
+    # The report it updated shows what it computed.
+    assert f"updated {copy / 'report.html'}" in result.stdout
+    page = (copy / "report.html").read_text()
+    assert "<h2>Test likelihood</h2>" in page and "100 test images" in page
+    for name, key in (("negative ELBO", "neg_elbo"), ("NLL_IWAE (K=20)", "nll_iwae")):
+        assert (f"<tr><td>{name}</td><td>{values[key]:.2f}</td>"
+                f"<td>{values[key + '_bits_per_dim']:.4f}</td></tr>") in page
 
 
 def test_bad_input_is_one_clear_line_and_loses_nothing(binarized_run, tmp_path):

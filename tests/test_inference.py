@@ -2,14 +2,17 @@
 animate) on a run directory moved to another place, and their helpers."""
 
 import math
+import os
 import shutil
+import subprocess
+import sys
 import types
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import error_line, run_module, tiny_config
+from conftest import REPO, error_line, run_module, tiny_config
 from vae_tf import train
 from vae_tf.views import latent, pictures
 from vae_tf.views.trained import TrainedRun
@@ -209,8 +212,6 @@ def test_scatter_legend_names_the_classes(tmp_path, monkeypatch):
 
 
 def test_latest_names_the_newest_run_of_the_output_folder(moved_run, tmp_path):
-    import os
-
     outputs = tmp_path / "outputs"
     for age, name in ((100, "older"), (0, "newer")):
         shutil.copytree(moved_run, outputs / name, ignore=shutil.ignore_patterns("pictures"))
@@ -230,3 +231,35 @@ def test_latest_names_the_newest_run_of_the_output_folder(moved_run, tmp_path):
     assert error_line(empty) == (f"error: --run_dir={tmp_path}/latest: no run in "
                                         f"{tmp_path}/ to be the latest; train one first, or "
                                         "give the run's folder.")
+
+
+def test_no_tensorflow_start_up_line_from_any_command(moved_run, tmp_path):
+    from vae_tf.cli import COMMANDS
+    from vae_tf.run.tfenv import BANNERS, NO_DRIVER_NOTICES
+
+    run = f"--run_dir={moved_run}"
+    args = {"train": ["--flagfile=flags/smoke.cfg", "--epochs=1", f"--output_dir={tmp_path}"],
+            "evaluate": [run, "--num_images=64", "--num_importance_samples=2", "--fid=false",
+                         f"--output={tmp_path}/eval.json"],
+            "sample": [run, "--num=4"], "reconstruct": [run, "--index=1"],
+            "interpolate": [run, "--index_a=0", "--index_b=1", "--steps=3"],
+            "traverse": [run, "--index=0", "--steps=3"], "scatter": [run, "--num_images=100"],
+            "attributes": [run],  # a CelebA command: one error line for this run
+            "manifold": [run, "--grid_size=3"], "animate": [run], "report": [run]}
+    # gradcheck (3 minutes here) imports TensorFlow first thing in main; like every
+    # command module, it imports none itself.
+    assert set(args) == set(COMMANDS) - {"gradcheck"}
+    imported = subprocess.run(
+        [sys.executable, "-c", "import sys, importlib\n"
+         f"[importlib.import_module(m) for m in {sorted(COMMANDS.values())!r}]\n"
+         "print('tensorflow' in sys.modules)"], capture_output=True, text=True, cwd=REPO,
+        env=dict(os.environ, PYTHONPATH=REPO))
+    assert imported.stdout == "False\n", imported.stderr[-2000:]
+    for command, command_args in args.items():
+        # TensorFlow's own default log level, as a user's shell has it.
+        result = run_module(f"vae_tf.{command}", *command_args, env={"TF_CPP_MIN_LOG_LEVEL": None})
+        assert result.returncode == (1 if command == "attributes" else 0), (
+            command, result.stderr[-2000:])
+        shown = [line for line in result.stderr.splitlines()
+                 if any(notice in line for notice in BANNERS + NO_DRIVER_NOTICES)]
+        assert shown == [], (command, shown)

@@ -99,3 +99,60 @@ def test_nan_loss_stops_with_a_clear_message(tmp_path):
         train.run(config, dataset_override=data)
     assert not rundir.RunDir(str(tmp_path / "nan")).is_finished()
     assert json.load(open(tmp_path / "nan" / "config.json"))["run_name"] == "nan"
+
+
+def _interrupt(args, tmp_path, ready, name, delay=0.0):
+    """Starts `python -m vae_tf.train args`, sends SIGINT (Ctrl-C) `delay` seconds
+    after `ready(stderr so far)` is true, and returns (exit status, stderr)."""
+    err = tmp_path / f"{name}.err"
+    with open(err, "w") as stderr:
+        proc = subprocess.Popen([sys.executable, "-m", "vae_tf.train", *args], cwd=REPO,
+                                env=dict(os.environ, PYTHONPATH=REPO),
+                                stdout=subprocess.DEVNULL, stderr=stderr)
+        try:
+            deadline = time.time() + 300
+            while time.time() < deadline and proc.poll() is None and not ready(err.read_text()):
+                time.sleep(0.2)
+            time.sleep(delay)
+            assert proc.poll() is None, "the run ended before Ctrl-C:\n" + err.read_text()[-2000:]
+            proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=300)
+        finally:
+            proc.kill()
+            proc.wait()
+    return proc.returncode, err.read_text()
+
+
+def test_ctrl_c_stops_at_a_safe_point_with_one_line_and_the_run_continues(tmp_path):
+    run_dir = tmp_path / "slow"
+    # Before the first epoch ends: 2000 steps an epoch, Ctrl-C during the first ones.
+    first = ["--flagfile=flags/smoke.cfg", "--epochs=1", "--steps_per_epoch=2000",
+             f"--output_dir={tmp_path}", "--run_name=slow"]
+    # Training begins a moment after the line (the first step is being traced).
+    status, err = _interrupt(first, tmp_path, lambda e: "Starting run" in e, "first", delay=5)
+    assert status == 130 and "Traceback" not in err, err[-3000:]
+    assert err.splitlines()[-1] == ("interrupted before the first epoch finished; run the same "
+                                    "command to continue")
+    status, err = _interrupt(first, tmp_path, lambda e: "Continuing run" in e, "again", delay=5)
+    assert status == 130, err[-3000:]
+    assert [l for l in err.splitlines() if "run " + str(run_dir) in l] == [
+        f"Continuing run {run_dir} from its first epoch (none had finished)"]
+
+    # After epochs have finished: the line names the last whole one, and the same
+    # command resumes after it, saying so once.
+    run_dir = tmp_path / "epochs"
+    args = ["--flagfile=flags/smoke.cfg", "--epochs=6", "--steps_per_epoch=20",
+            f"--output_dir={tmp_path}", "--run_name=epochs"]
+    status, err = _interrupt(args, tmp_path, lambda e: (run_dir / "metrics.csv").exists()
+                             and len(_rows(run_dir)) >= 1, "epochs")
+    finished = len(rundir.RunDir(str(run_dir)).checkpoints())
+    assert status == 130 and "Traceback" not in err, err[-3000:]
+    assert 1 <= finished < 6
+    assert err.splitlines()[-1] == (f"interrupted after epoch {finished}; run the same command "
+                                    "to continue")
+    assert [int(r["epoch"]) for r in _rows(run_dir)][:finished] == list(range(1, finished + 1))
+    result = run_module("vae_tf.train", *args)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert [l for l in result.stderr.splitlines() if "Resuming" in l] == [
+        f"Resuming after epoch {finished} of run {run_dir}"]
+    assert [int(r["epoch"]) for r in _rows(run_dir)] == list(range(1, 7))

@@ -20,7 +20,7 @@ from absl import logging as absl_logging
 
 from vae_tf import flag_defs, presets, registry
 from vae_tf.run import tfenv
-from vae_tf.errors import FlagError, UserError
+from vae_tf.errors import FlagError, Interrupted, UserError
 
 COMMANDS = registry.COMMANDS
 
@@ -71,6 +71,12 @@ def run(main: Callable, flag_names: Iterable[str] = (), required: Sequence[str] 
             main(argv)
         except UserError as e:
             fail(e, e.exit_code)
+        except Interrupted as e:
+            print(str(e), file=sys.stderr)
+            sys.exit(e.exit_code)
+        except KeyboardInterrupt:  # Ctrl-C outside training's safe points
+            print("interrupted", file=sys.stderr)
+            sys.exit(Interrupted.exit_code)
 
     app.run(guarded, argv=sys.argv, flags_parser=parse)
 

@@ -64,6 +64,11 @@ class Config:
         0, "Color channels of an image-file dataset: 1 (grayscale) or 3 (RGB); 0 means "
         "3 for celeba and, for folder, 1 when every image is grayscale, else 3.",
         lower=0, upper=3)
+    celeba_subset: str = _field(
+        "", "For --dataset=celeba with --data_dir: a file naming the images to use, one "
+        "file name a line (the official split still applies); "
+        "vae_tf/datasets/celeba_subset.txt names the 6,031 images of the README's CelebA "
+        "figures. Empty: every image found.")
     cache_dir: str = _field(
         "", "Folder for the decoded-image cache of image-file datasets (built once per "
         "source and preprocessing); empty means $XDG_CACHE_HOME/vae_tf or ~/.cache/vae_tf.")

@@ -14,3 +14,9 @@ class FlagError(UserError, ValueError):
     """A flag value or a combination of flags that no run accepts (exit status 2)."""
 
     exit_code = 2
+
+
+class Interrupted(Exception):
+    """The user stopped the command (Ctrl-C); the message is the one line to print."""
+
+    exit_code = 130  # the shell's status for SIGINT

@@ -26,11 +26,13 @@ FLAG_NAMES = ("run_dir", "data_dir", "output", "num_images", "method", "beside_r
 
 
 def main(argv):
-    from vae_tf.datasets import CLASS_NAMES
-    from vae_tf.views.embedding import NAMES
     from vae_tf.views.trained import TrainedRun
 
+    # First: it imports TensorFlow quietly; vae_tf.datasets would import it loudly.
     runs = [TrainedRun(FLAGS.run_dir, FLAGS.data_dir)]
+    from vae_tf.datasets import CLASS_NAMES
+    from vae_tf.views.embedding import NAMES
+
     if FLAGS.beside_run_dir:
         runs.append(TrainedRun(FLAGS.beside_run_dir, FLAGS.data_dir))
         first, second = runs[0].config, runs[1].config

@@ -20,7 +20,7 @@ from absl import flags, logging
 from vae_tf import cli, presets
 from vae_tf.run import files, rundir, tfenv
 from vae_tf.config import Config
-from vae_tf.errors import UserError
+from vae_tf.errors import Interrupted, UserError
 from vae_tf.flag_defs import TRAINING_FLAGS, config_from_flags
 
 
@@ -124,8 +124,12 @@ def _train(config, dataset_override, strategy, run_dir, write_dir, resuming):
             run_dir.write_config(config)
         # Rows of epochs after the checkpoint resumed from are trained again.
         run_dir.keep_metrics_before(done + 1)
-    logging.info("%s run %s", f"Resuming after epoch {done} of" if resuming else "Starting",
-                 run_dir.path)
+    if resuming and done:
+        logging.info("Resuming after epoch %d of run %s", done, run_dir.path)
+    elif resuming:
+        logging.info("Continuing run %s from its first epoch (none had finished)", run_dir.path)
+    else:
+        logging.info("Starting run %s", run_dir.path)
 
     prior_fit_batches = None
     if config.sample_prior == "fitted":
@@ -136,11 +140,20 @@ def _train(config, dataset_override, strategy, run_dir, write_dir, resuming):
     callbacks, nan_guard = callbacks_lib.make_callbacks(config, run_dir, monitor_images,
                                                         write_dir, restored=done > 0,
                                                         prior_fit_batches=prior_fit_batches)
-    model.fit(train_ds, epochs=config.epochs, initial_epoch=done,
-              steps_per_epoch=config.steps_per_epoch or None,
-              validation_data=val_ds,
-              validation_steps=(config.eval_steps or None) if val_ds is not None else None,
-              callbacks=callbacks, verbose=0, shuffle=False)  # EpochSummary prints
+    stopper = next(c for c in callbacks if isinstance(c, callbacks_lib.StopOnInterrupt))
+    try:
+        model.fit(train_ds, epochs=config.epochs, initial_epoch=done,
+                  steps_per_epoch=config.steps_per_epoch or None,
+                  validation_data=val_ds,
+                  validation_steps=(config.eval_steps or None) if val_ds is not None else None,
+                  callbacks=callbacks, verbose=0, shuffle=False)  # EpochSummary prints
+    except callbacks_lib.StopTraining:
+        finished = max(dict(write_dir.checkpoints()), default=0)
+        raise Interrupted((f"interrupted after epoch {finished}" if finished else
+                           "interrupted before the first epoch finished")
+                          + "; run the same command to continue") from None
+    finally:
+        stopper.restore()
     if nan_guard.failed_at:
         epoch, step = nan_guard.failed_at
         raise TrainingFailed(

@@ -27,6 +27,7 @@ images, in the order a run reads them.
 """
 
 import dataclasses
+import hashlib
 import io
 import os
 import zipfile
@@ -46,6 +47,8 @@ CROP, SIZE = 148, 64
 IMAGES, ZIP, PARTITION = "img_align_celeba", "img_align_celeba.zip", "list_eval_partition.txt"
 PARTITION_SPLITS = {"0": "train", "1": "validation", "2": "test"}
 ATTRIBUTES, ATTRIBUTES_ZIP = "list_attr_celeba.txt", "list_attr_celeba.zip"
+# What a --data_dir for CelebA holds, said before any advice to download.
+LAYOUT = (f"a CelebA folder holds {IMAGES}/ (the aligned JPEGs) or {ZIP}, and {PARTITION}")
 HELP = (f"Download {ZIP} (Align&Cropped Images, 1.4 GB) and {PARTITION} (Eval/) from "
         "https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html, put both in one folder "
         f"(the zip may be unpacked there as {IMAGES}/) and pass it with --data_dir=FOLDER.")
@@ -69,22 +72,68 @@ def load(config: Config) -> ImageData:
 def _open_cache(config: Config):
     transform = Transform(crop=config.crop or CROP, size=config.image_size or SIZE,
                           channels=config.channels or 3)
-    source = local_source(config.data_dir) if config.data_dir else tfds_source()
+    source = (local_source(config.data_dir, read_subset(config.celeba_subset))
+              if config.data_dir else tfds_source())
     return source, open_or_build("celeba", source.fingerprint, transform, source.splits,
                                  source.total, cache_dir=config.cache_dir)
 
 
-def local_source(data_dir: str) -> Source:
-    """The CelebA images under --data_dir (any of the layouts in the module docstring)."""
+def read_subset(path: str) -> Optional[List[str]]:
+    """The file names listed in --celeba_subset (None when it is empty)."""
+    if not path:
+        return None
+    try:
+        with open(path) as f:
+            names = [line.strip() for line in f if line.strip()]
+    except OSError as e:
+        raise UserError(f"Cannot read --celeba_subset={path}: {e.strerror}.") from None
+    if not names:
+        raise UserError(f"--celeba_subset={path} names no file.")
+    return names
+
+
+def _restrict(names: List[str], subset: Optional[List[str]], where: str) -> List[str]:
+    """`names` (paths) whose file name is in `subset` (all when it is None)."""
+    if subset is None:
+        return names
+    wanted = set(subset)
+    kept = [n for n in names if os.path.basename(n) in wanted]
+    if len(kept) < len(wanted):
+        logging.warning("%d of the %d files of --celeba_subset are not in %s.",
+                        len(wanted) - len(kept), len(wanted), where)
+    return kept
+
+
+def _with_subset(source: Source, subset: Optional[List[str]]) -> Source:
+    if subset is not None:  # another subset is another cache
+        digest = hashlib.sha256("\n".join(sorted(subset)).encode()).hexdigest()
+        source.fingerprint = dict(source.fingerprint, subset=digest)
+    return source
+
+
+def local_source(data_dir: str, subset: Optional[List[str]] = None) -> Source:
+    """The CelebA images under --data_dir (any of the layouts in the module docstring),
+    only those named in `subset` when it is given."""
+    return _with_subset(_local_source(data_dir, subset), subset)
+
+
+def _local_source(data_dir: str, subset: Optional[List[str]]) -> Source:
     if data_dir.endswith(".zip") and os.path.isfile(data_dir):
-        return _zip_source(data_dir, _partition(data_dir))
+        return _zip_source(data_dir, _partition(data_dir), subset)
     if not os.path.isdir(data_dir):
-        raise UserError(f"--data_dir={data_dir} does not exist. {HELP}")
+        raise UserError(f"--data_dir={data_dir} does not exist; {LAYOUT}. To get them, "
+                        f"{HELP[0].lower()}{HELP[1:]}")
     if os.path.isdir(os.path.join(data_dir, IMAGES)):
-        return _folder_source(os.path.join(data_dir, IMAGES), _partition(data_dir))
+        return _folder_source(os.path.join(data_dir, IMAGES), _partition(data_dir), subset)
     if os.path.isfile(os.path.join(data_dir, ZIP)):
-        return _zip_source(os.path.join(data_dir, ZIP), _partition(data_dir))
-    return _folder_source(data_dir, _partition(data_dir))
+        return _zip_source(os.path.join(data_dir, ZIP), _partition(data_dir), subset)
+    names = [n for n in os.listdir(data_dir) if not n.startswith(".")]
+    if names and not any(n.lower().endswith((".jpg", ".jpeg", ".png")) for n in names):
+        shown = ", ".join(sorted(names)[:4]) + (f" and {len(names) - 4} more" if len(names) > 4
+                                                 else "")
+        raise UserError(f"--data_dir={data_dir} is not a CelebA folder: {LAYOUT}; this one "
+                        f"holds {shown}.")
+    return _folder_source(data_dir, _partition(data_dir), subset)
 
 
 def _annotation_folders(data_dir: str) -> List[str]:
@@ -107,8 +156,9 @@ def _find_annotation(data_dir: str, names: Iterable[str]) -> Optional[str]:
     return None
 
 
-def _folder_source(folder: str, partition: Optional[str]) -> Source:
+def _folder_source(folder: str, partition: Optional[str], subset=None) -> Source:
     names = [n for n in folder_lib.list_files(folder, "CelebA", HELP) if n != PARTITION]
+    names = _restrict(names, subset, folder)
     splits = _split(names, partition, folder)
     fingerprint = dict(folder_lib.fingerprint(folder, names), partition=_stat(partition))
     return Source(f"CelebA images in {folder}" + _split_note(partition), fingerprint,
@@ -116,7 +166,7 @@ def _folder_source(folder: str, partition: Optional[str]) -> Source:
                   sum(map(len, splits.values())))
 
 
-def _zip_source(path: str, partition: Optional[str]) -> Source:
+def _zip_source(path: str, partition: Optional[str], subset=None) -> Source:
     try:
         archive = zipfile.ZipFile(path)
     except (OSError, zipfile.BadZipFile) as e:
@@ -128,7 +178,7 @@ def _zip_source(path: str, partition: Optional[str]) -> Source:
                                                   for part in m.split("/"))}
     if not members:
         raise UserError(f"{path} holds no files. {HELP}")
-    splits = _split(sorted(members), partition, path)
+    splits = _split(_restrict(sorted(members), subset, path), partition, path)
     items = {s: [(n, lambda m=members[n]: archive.read(m)) for n in names]
              for s, names in splits.items()}
     fingerprint = {"kind": "zip", "zip": _stat(path), "partition": _stat(partition)}

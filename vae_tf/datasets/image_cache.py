@@ -135,6 +135,10 @@ def open_or_build(dataset: str, fingerprint: dict, transform: Transform,
     return cache
 
 
+# Caches whose "Reading cached images" line this process has printed.
+_announced = set()
+
+
 def _open(path: str):
     """The complete cache at `path`, or None (a damaged one is removed)."""
     try:
@@ -150,8 +154,10 @@ def _open(path: str):
                 logging.warning("Image cache %s is damaged (%s); rebuilding it.", path, name)
                 shutil.rmtree(path, ignore_errors=True)
                 return None
-    logging.info("Reading cached images from %s (built in %.0f s).", path,
-                 manifest["build_seconds"])
+    if path not in _announced:  # a command may open it twice (images, then attributes)
+        _announced.add(path)
+        logging.info("Reading cached images from %s (built in %.0f s).", path,
+                     manifest["build_seconds"])
     return ImageCache(path, manifest)
 
 

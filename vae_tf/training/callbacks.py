@@ -3,6 +3,8 @@ report, and the factory that assembles them with Keras' own checkpointing, resum
 CSV and TensorBoard logging."""
 
 import os
+import signal
+import threading
 import time
 
 import keras
@@ -191,6 +193,41 @@ class StopOnNaN(keras.callbacks.TerminateOnNaN):
             self.failed_at = (self.epoch + 1, batch + 1)
 
 
+class StopOnInterrupt(keras.callbacks.Callback):
+    """Ctrl-C (SIGINT) during `fit` stops training at the next safe point: the end of
+    a step, or the start of an epoch, never inside a file write, so that every epoch
+    it leaves is whole and the run resumes after the last one. A second Ctrl-C stops
+    at once. `requested` says whether it came; call `restore()` after `fit`."""
+
+    def __init__(self):
+        super().__init__()
+        self.requested = False
+        self._previous = None
+
+    def on_train_begin(self, logs=None):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._request)
+
+    def _request(self, signum, frame):
+        self.requested = True
+        self.restore()
+
+    def _stop_if_requested(self, *args, **kwargs):
+        if self.requested:
+            raise StopTraining()
+
+    on_epoch_begin = on_train_batch_end = on_test_batch_end = _stop_if_requested
+
+    def restore(self):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+
+
+class StopTraining(Exception):
+    """Raised out of `fit` by StopOnInterrupt."""
+
+
 def _pairs_per_row(grid_size: int) -> int:
     return max(1, grid_size // 2)
 
@@ -326,4 +363,4 @@ def make_callbacks(config: Config, run_dir: rundir.RunDir, test_images: np.ndarr
         # The report and the GIF are made from the run directory's own files
         # (config.json, metrics.csv, grids), which only the chief writes.
         callbacks += [ReportCallback(run_dir), SamplesGifCallback(run_dir)]
-    return callbacks + [checkpoints.EpochCheckpoint(write_dir), nan_guard], nan_guard
+    return callbacks + [checkpoints.EpochCheckpoint(write_dir), nan_guard, StopOnInterrupt()], nan_guard

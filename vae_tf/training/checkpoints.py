@@ -61,8 +61,7 @@ def restore_latest(model, run: rundir.RunDir) -> int:
             logging.warning("Checkpoint %s does not load (%s: %s); trying the one before.",
                             path, type(e).__name__, str(e).splitlines()[0][:200])
             continue
-        logging.info("Resuming after epoch %d from %s.", epoch, path)
-        return epoch
+        return epoch  # train.run says so
     if checkpoints:
         raise UserError(f"No checkpoint in {run.join(rundir.CHECKPOINTS)} loads (all are "
                         "damaged); delete the run directory to train again.")

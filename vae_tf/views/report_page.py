@@ -295,7 +295,13 @@ def _command_outputs(run: RunRecord) -> list:
     """What the commands added to the run: eval.json's FID, the newest scatter plot
     and the newest attribute pictures."""
     parts = []
-    fid = fid_section(run.dir.read_evaluation())
+    evaluation = run.dir.read_evaluation()
+    if evaluation.get("reconstruction") is not None:
+        parts.append(f"<h2>Test likelihood</h2><p>From <code>eval.json</code> (the evaluate "
+                     f"command): {evaluation.get('num_images')} test images, "
+                     f"{html.escape(str(evaluation.get('likelihood')))}. Lower is better.</p>")
+        parts.append(_table(["figure", "nats per image", "bits/dim"], _evaluation_rows(evaluation)))
+    fid = fid_section(evaluation)
     if fid:
         parts.append(f"<h2>Sample quality</h2><p>From <code>eval.json</code>: "
                      f"{fid['num_images']} test images and as many samples and "
@@ -310,6 +316,18 @@ def _command_outputs(run: RunRecord) -> list:
         parts.append("<h2>Attribute vectors</h2>")
         parts += [_figure(_file(path), os.path.basename(path), "plot") for path in attributes]
     return parts
+
+
+def _evaluation_rows(e: dict) -> list:
+    """The likelihood rows of an eval.json: (figure, nats, bits/dim), those it has."""
+    k = e.get("num_importance_samples")
+    rows = []
+    for key, name in (("neg_elbo", "negative ELBO"), ("nll_iwae", f"NLL_IWAE (K={k})"),
+                      ("reconstruction", "reconstruction"), ("kl", "KL")):
+        if isinstance(e.get(key), (int, float)):
+            bits = e.get(f"{key}_bits_per_dim")
+            rows.append([name, f"{e[key]:.2f}", f"{bits:.4f}" if bits is not None else ""])
+    return rows
 
 
 def fid_section(evaluation: dict):

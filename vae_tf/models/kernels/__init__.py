@@ -63,14 +63,13 @@ def _supported(compiler: str, flag: str) -> bool:
     return result.returncode == 0
 
 
-def compile_command(compiler: str, output: str = None) -> list:
-    """The command that builds the kernel library with `compiler` (into `output`)."""
+def compile_command(compiler: str) -> list:
+    """The command that builds the kernel library with `compiler` (add `-o <file>`)."""
     import tensorflow as tf
 
     extra = [flag for flag in _AVOIDED_ISA_FLAGS if _supported(compiler, flag)]
     return [compiler, "-shared", "-fPIC", "-O3", "-march=native", *extra,
-            *tf.sysconfig.get_compile_flags(), _SOURCE, *tf.sysconfig.get_link_flags(),
-            *(["-o", output] if output else [])]
+            *tf.sysconfig.get_compile_flags(), _SOURCE, *tf.sysconfig.get_link_flags()]
 
 
 def _build(path: str, command) -> None:
