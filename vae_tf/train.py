@@ -71,9 +71,10 @@ def _train(config, dataset_override, strategy, run_dir, write_dir, resuming):
 
     data = datasets.with_validation(dataset_override, config) if dataset_override \
         else datasets.load(config)
+    validation = f"{data.num_validation} validation" if data.validation is not None \
+        else "no validation"
     logging.info("Data: %s; %d train / %s / %d test images of shape %s.", data.source,
-                 data.num_train, f"{data.num_validation} validation" if data.validation
-                 else "no validation", data.num_test, data.image_shape)
+                 data.num_train, validation, data.num_test, data.image_shape)
     logging.info("Likelihood: %s.", likelihoods.describe(config)[0])
 
     import keras
