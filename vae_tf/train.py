@@ -142,6 +142,10 @@ def _train(config, dataset_override, strategy, run_dir, write_dir, resuming):
         files.write_text(run_dir.test_metrics_path, json.dumps(test, indent=2) + "\n")
     export.export_saved_model(model, write_dir.saved_model_dir)
     logging.info("Exported %s", write_dir.saved_model_dir)
+    if write_dir.path == run_dir.path:
+        from vae_tf import report
+
+        report.write_report(run_dir.path)  # with the test figures and the export
     rows = run_dir.read_metrics()
     final = rows[-1] if rows else {}
     return {"run_dir": run_dir.path, "resumed": resuming,
