@@ -115,7 +115,7 @@ def test_multi_worker_run_writes_one_set_of_outputs_and_resumes(tmp_path):
                 if name.startswith("vae_tf_worker")]
     assert sorted(os.listdir(run_dir)) == [".lock", "checkpoints", "config.json", "images",
                                            "metrics.csv", "report.html", "saved_model",
-                                           "tensorboard"]
+                                           "tensorboard", "test.json"]
     assert sorted(os.listdir(run_dir / "checkpoints")) == [
         f"epoch_{e:04d}.weights.h5" for e in range(1, 5)]
     assert rundir.RunDir(str(run_dir)).is_finished()

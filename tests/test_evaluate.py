@@ -20,10 +20,11 @@ def test_iwae_bound_is_below_the_elbo_and_tightens_with_k(binarized_run):
     elbo = results[100]["neg_elbo"]
     nll = {k: r["nll_iwae"] for k, r in results.items()}
     # Same images, encoder and KL at every K; the ELBO's reconstruction term is an
-    # average over K samples, so it agrees across K up to sampling noise.
+    # average over K samples, so it agrees across K up to sampling noise (with one
+    # sample per image, about 1 nat of standard error over these 64 images).
     for r in results.values():
-        assert r["neg_elbo"] == pytest.approx(elbo, abs=1.0)
-    assert nll[1] == pytest.approx(elbo, abs=1.5)  # one sample: the ELBO itself, noisily
+        assert r["neg_elbo"] == pytest.approx(elbo, abs=2.5)
+    assert nll[1] == pytest.approx(elbo, abs=2.5)  # one sample: the ELBO itself, noisily
     assert nll[100] <= nll[10] <= nll[1]
     assert nll[10] < elbo and nll[100] < elbo - 1.0, (nll, elbo)
     r = results[100]

@@ -111,6 +111,9 @@ def test_bits_per_dim_of_a_three_channel_discretized_run(tmp_path, capsys):
             float(row[prefix + "loss"]) / (dims * math.log(2)), rel=1e-5)
     test = _json(os.path.join(run_dir, "test.json"))
     assert test["bits_per_dim"] == pytest.approx(test["loss"] / (dims * math.log(2)), rel=1e-5)
+    with open(os.path.join(run_dir, "report.html")) as f:
+        page = f.read()
+    assert "<h2>Test split</h2>" in page and "SavedModel exported" in page
     epoch_line = [l for l in capsys.readouterr().out.splitlines() if l.startswith("Epoch 1/1")]
     assert f"validation {float(row['val_bits_per_dim']):.3f} bits/dim" in epoch_line[0]
     assert {"epoch_bits_per_dim"} <= _tensorboard_tags(run_dir)

@@ -41,7 +41,8 @@ def test_gray_folder_trains_with_inferred_channels(tmp_path):
                          epochs=1, steps_per_epoch=4, eval_steps=0, batch_size=8)
     data = datasets.load(config)
     assert data.image_shape == (24, 24, 1)
-    assert (data.num_train, data.num_test) == (36, 4)  # README skipped; 10% of 41 names
+    # README skipped; 10% of 41 names for test, a tenth of the other 36 for validation.
+    assert (data.num_train, data.num_validation, data.num_test) == (32, 4, 4)
     result = train.run(config)
     assert (tmp_path / "out" / result["run_dir"].split("/")[-1] / "images" /
             "samples_epoch_0001.png").exists()

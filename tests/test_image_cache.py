@@ -35,7 +35,8 @@ def test_built_once_read_raw_and_keyed_by_preprocessing(tmp_path):
     manifest_path = cache_dir / first / MANIFEST
     manifest = json.loads(manifest_path.read_text())
     assert manifest["transform"] == {"crop": 148, "size": 64, "channels": 3}
-    assert (data.num_train, data.num_test) == (11, 1)  # 10% by file name, at least one
+    # 10% by file name, at least one; a tenth of the rest held out for validation.
+    assert (data.num_train, data.num_validation, data.num_test) == (10, 1, 1)
     assert sorted(os.listdir(data_dir)) == before  # nothing written beside the data
 
     # The shards are raw uint8 N x 64 x 64 x 3: np.memmap reads what decode() makes.
@@ -60,7 +61,8 @@ def test_built_once_read_raw_and_keyed_by_preprocessing(tmp_path):
     assert len(_caches(cache_dir)) == 3 and data.image_shape == (32, 32, 3)
     os.remove(data_dir / before[0])
     data, _ = _celeba(data_dir, cache_dir)
-    assert len(_caches(cache_dir)) == 4 and data.num_train + data.num_test == 11
+    assert len(_caches(cache_dir)) == 4
+    assert data.num_train + data.num_validation + data.num_test == 11
 
 
 def test_damaged_cache_is_rebuilt(tmp_path):
@@ -71,7 +73,7 @@ def test_damaged_cache_is_rebuilt(tmp_path):
     shard = cache_dir / name / "train-00000.u8"
     shard.write_bytes(shard.read_bytes()[:1000])
     again, _ = _celeba(data_dir, cache_dir)
-    assert shard.stat().st_size == again.num_train * 64 * 64 * 3
+    assert shard.stat().st_size == (again.num_train + again.num_validation) * 64 * 64 * 3
 
 
 def test_unusable_cache_dir_and_unreadable_folder_fail_before_training(tmp_path):

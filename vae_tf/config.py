@@ -192,7 +192,7 @@ class Config:
         lower=0.0)
     ema_momentum: float = _field(
         0.0, "Keep an exponential moving average of the weights with this momentum "
-        "(e.g. 0.999) and use it for the test loss, the grids, the checkpoints' "
+        "(e.g. 0.999) and use it for the validation and test losses, the grids, the checkpoints' "
         "evaluated weights and the export; 0: off.", lower=0.0, upper=0.99999)
     seed: int = _field(
         0, "Seed of every random draw: initial weights, data order, binarization and "

@@ -84,9 +84,10 @@ def _train(config, dataset_override, strategy, run_dir, write_dir, resuming):
 
     data = datasets.with_validation(dataset_override, config) if dataset_override \
         else datasets.load(config)
+    validation = f"{data.num_validation} validation" if data.validation is not None \
+        else "no validation"
     logging.info("Data: %s; %d train / %s / %d test images of shape %s.", data.source,
-                 data.num_train, f"{data.num_validation} validation" if data.validation
-                 else "no validation", data.num_test, data.image_shape)
+                 data.num_train, validation, data.num_test, data.image_shape)
     logging.info("Likelihood: %s.", likelihoods.describe(config)[0])
 
     import keras
@@ -168,6 +169,10 @@ def _train(config, dataset_override, strategy, run_dir, write_dir, resuming):
     export.export_saved_model(model, write_dir.saved_model_dir, config.export_precision)
     logging.info("Exported %s (computing in %s; trained in %s)", write_dir.saved_model_dir,
                  config.export_precision, model.dtype_policy.name)
+    if write_dir.path == run_dir.path:
+        from vae_tf.views import report_page
+
+        report_page.write_report(run_dir.path)  # with the test figures and the export
     rows = run_dir.read_metrics()
     final = rows[-1] if rows else {}
     return {"run_dir": run_dir.path, "resumed": resuming,

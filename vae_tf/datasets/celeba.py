@@ -18,8 +18,8 @@ and --image_size change it. Images are decoded once into the image cache.
 
 Split: the official partition, restricted to the files present (files it does not
 list are left out and reported). Without a partition file, folder.split_by_name.
-The validation split is cached too; training evaluates on the test split, like
-the other datasets.
+The validation split is cached too: training evaluates its epochs on it, and the
+test split only once, after the last epoch.
 
 Attributes: `list_attr_celeba.txt` (or the zip that holds it) lies where the
 partition file does; `attributes_of_test_images` gives the 40 attributes of the cached test
