@@ -2,5 +2,6 @@
 
 from vae_tf import cli
 
+
 if __name__ == "__main__":
     cli.dispatch()

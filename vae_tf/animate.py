@@ -11,9 +11,10 @@ when it ends, is never touched by a command).
 from absl import flags
 
 from vae_tf import cli
-from vae_tf.views import latent
-from vae_tf.run import rundir
 from vae_tf.errors import UserError
+from vae_tf.run import rundir
+from vae_tf.views import latent
+
 
 FLAGS = flags.FLAGS
 FLAG_NAMES = ("run_dir", "output", "frame_ms")

@@ -16,10 +16,11 @@ import numpy as np
 from absl import flags
 
 from vae_tf import cli
-from vae_tf.views import grids, pictures
-from vae_tf.run import rundir
 from vae_tf.errors import UserError
 from vae_tf.flag_defs import parse_index
+from vae_tf.run import rundir
+from vae_tf.views import grids, pictures
+
 
 FLAGS = flags.FLAGS
 FLAG_NAMES = ("run_dir", "data_dir", "output", "attribute", "index", "amounts", "num_images")

@@ -19,8 +19,9 @@ from absl import app, flags
 from absl import logging as absl_logging
 
 from vae_tf import flag_defs, presets, registry
-from vae_tf.run import tfenv
 from vae_tf.errors import FlagError, Interrupted, UserError
+from vae_tf.run import tfenv
+
 
 COMMANDS = registry.COMMANDS
 

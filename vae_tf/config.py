@@ -11,6 +11,7 @@ from typing import Any, List, Tuple
 
 from vae_tf import registry
 
+
 DATASETS = registry.DATASETS.names()
 # Datasets read from image files: decoded, cropped and resized once into a cache.
 IMAGE_FILE_DATASETS = ("celeba", "folder")

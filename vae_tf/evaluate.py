@@ -28,6 +28,7 @@ from vae_tf import cli
 from vae_tf.run import files
 from vae_tf.views.latent import ACTIVE_UNITS_THRESHOLD, active_units
 
+
 FLAGS = flags.FLAGS
 FLAG_NAMES = ("run_dir", "data_dir", "output", "num_importance_samples", "num_images",
               "decoder_batch_size", "seed", "fid", "fid_weights")

@@ -12,6 +12,7 @@ from absl import flags
 
 from vae_tf import cli
 
+
 FLAGS = flags.FLAGS
 FLAG_NAMES = ("run_dir", "data_dir", "host", "port")
 

@@ -16,6 +16,7 @@ from absl import flags
 from vae_tf.config import Config
 from vae_tf.errors import FlagError, UserError
 
+
 _CONFIG_FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 # The flags of `vae_tf.train`: every Config field.
 TRAINING_FLAGS = tuple(_CONFIG_FIELDS)

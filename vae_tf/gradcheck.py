@@ -19,11 +19,12 @@ import numpy as np
 from absl import flags
 
 from vae_tf import cli
-from vae_tf.run import tfenv
 from vae_tf.config import ARCHITECTURES, Config
-from vae_tf.registry import LIKELIHOODS
 from vae_tf.errors import UserError
 from vae_tf.flag_defs import COMMAND_FLAGS
+from vae_tf.registry import LIKELIHOODS
+from vae_tf.run import tfenv
+
 
 FLAGS = flags.FLAGS
 FLAG_NAMES = ("tolerance", "step")

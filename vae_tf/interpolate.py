@@ -12,6 +12,7 @@ from vae_tf import cli
 from vae_tf.run import rundir
 from vae_tf.views import grids, pictures
 
+
 FLAGS = flags.FLAGS
 FLAG_NAMES = ("run_dir", "data_dir", "output", "index_a", "index_b", "steps")
 

@@ -14,6 +14,7 @@ from typing import Optional, Sequence
 
 from vae_tf.errors import FlagError
 
+
 # The repository's flags/ folder, beside the vae_tf package.
 PRESETS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "flags")
 # The preset of each dataset that has one.

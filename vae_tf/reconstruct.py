@@ -10,9 +10,10 @@ reconstruction to its right; a range gives up to 4 such pairs per row.
 from absl import flags
 
 from vae_tf import cli
+from vae_tf.flag_defs import parse_index
 from vae_tf.run import rundir
 from vae_tf.views import grids, pictures
-from vae_tf.flag_defs import parse_index
+
 
 FLAGS = flags.FLAGS
 FLAG_NAMES = ("run_dir", "data_dir", "output", "index")

@@ -14,6 +14,7 @@ from vae_tf.errors import UserError
 from vae_tf.run import rundir
 from vae_tf.views.report_page import write_compare, write_report
 
+
 FLAGS = flags.FLAGS
 FLAG_NAMES = ("run_dir", "compare", "output")
 

@@ -22,10 +22,11 @@ import numpy as np
 from absl import flags
 
 from vae_tf import cli
-from vae_tf.run import files, rundir
-from vae_tf.views import grids, pictures
 from vae_tf.config import parse_hierarchy
 from vae_tf.errors import UserError
+from vae_tf.run import files, rundir
+from vae_tf.views import grids, pictures
+
 
 FLAGS = flags.FLAGS
 FLAG_NAMES = ("run_dir", "data_dir", "output", "num", "temperature", "temperatures",

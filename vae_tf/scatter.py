@@ -16,9 +16,10 @@ import time
 from absl import flags
 
 from vae_tf import cli
-from vae_tf.views import pictures
-from vae_tf.run import rundir
 from vae_tf.errors import UserError
+from vae_tf.run import rundir
+from vae_tf.views import pictures
+
 
 FLAGS = flags.FLAGS
 FLAG_NAMES = ("run_dir", "data_dir", "output", "num_images", "method", "beside_run_dir",

@@ -18,10 +18,10 @@ import shutil
 from absl import flags, logging
 
 from vae_tf import cli, presets
-from vae_tf.run import files, rundir, tfenv
 from vae_tf.config import Config
 from vae_tf.errors import Interrupted, UserError
 from vae_tf.flag_defs import TRAINING_FLAGS, config_from_flags
+from vae_tf.run import files, rundir, tfenv
 
 
 class TrainingFailed(UserError):
@@ -76,11 +76,11 @@ def run(config: Config, dataset_override=None) -> dict:
 
 
 def _train(config, dataset_override, strategy, run_dir, write_dir, resuming):
-    from vae_tf.training import callbacks as callbacks_lib
     from vae_tf import datasets
-    from vae_tf.training import checkpoints, export
-    from vae_tf.models import likelihoods
     from vae_tf.datasets.pipeline import make_batches
+    from vae_tf.models import likelihoods
+    from vae_tf.training import callbacks as callbacks_lib
+    from vae_tf.training import checkpoints, export
 
     data = datasets.with_validation(dataset_override, config) if dataset_override \
         else datasets.load(config)

@@ -43,6 +43,7 @@ from vae_tf.datasets.image_cache import Item, open_or_build
 from vae_tf.datasets.preprocess import Transform
 from vae_tf.errors import UserError
 
+
 CROP, SIZE = 148, 64
 IMAGES, ZIP, PARTITION = "img_align_celeba", "img_align_celeba.zip", "list_eval_partition.txt"
 PARTITION_SPLITS = {"0": "train", "1": "validation", "2": "test"}

@@ -10,6 +10,7 @@ download where a network exists. Offline, a clear error comes within seconds.
 from vae_tf.config import Config
 from vae_tf.datasets.base import ImageData, load_from_tfds
 
+
 _HELP = ("On a machine with a network, run python -c \"import tensorflow_datasets as tfds; "
          "tfds.builder('cifar10').download_and_prepare()\", then copy "
          "~/tensorflow_datasets/cifar10 into a folder and pass that folder with --data_dir.")

@@ -25,6 +25,7 @@ from vae_tf.datasets.image_cache import Item, open_or_build
 from vae_tf.datasets.preprocess import Transform, is_gray
 from vae_tf.errors import UserError
 
+
 DEFAULT_SIZE = 64
 TEST_FRACTION = 0.1
 

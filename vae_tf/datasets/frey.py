@@ -20,6 +20,7 @@ from vae_tf.config import Config
 from vae_tf.datasets.base import ImageData
 from vae_tf.errors import UserError
 
+
 FILE = "frey_rawface.mat"
 HEIGHT, WIDTH = 28, 20
 NUM_TEST = 200

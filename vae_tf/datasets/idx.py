@@ -6,6 +6,7 @@ import numpy as np
 
 from vae_tf.errors import UserError
 
+
 _DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 

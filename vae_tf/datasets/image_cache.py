@@ -31,11 +31,12 @@ import tensorflow as tf
 from absl import logging
 from tqdm import tqdm  # a tensorflow-datasets dependency
 
-from vae_tf.run import faults, files
 from vae_tf.datasets.base import ImageData
 from vae_tf.datasets.pipeline import PARALLEL_CALLS
 from vae_tf.datasets.preprocess import BadImage, Transform, decode
 from vae_tf.errors import UserError
+from vae_tf.run import faults, files
+
 
 CACHE_VERSION = 1  # raise when the stored format or the preprocessing code changes
 SHARD_IMAGES = 8192  # 100 MB shards at 64x64x3

@@ -14,6 +14,7 @@ from vae_tf.datasets.base import ImageData, load_from_tfds
 from vae_tf.datasets.idx import read_idx
 from vae_tf.errors import UserError
 
+
 _FILES = {
     "train_images": "train-images-idx3-ubyte",
     "train_labels": "train-labels-idx1-ubyte",

@@ -15,6 +15,7 @@ import tensorflow as tf
 from vae_tf.config import Config
 from vae_tf.datasets.base import ImageData
 
+
 # Test-split binarization uses this seed whatever --seed is, so that test figures of
 # different runs are computed on the same binary images.
 TEST_BINARIZATION_SEED = 12345

@@ -18,6 +18,7 @@ from typing import Optional, Tuple
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+
 # Pillow modes that hold no colour: a folder of these alone is stored with 1 channel.
 GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
 

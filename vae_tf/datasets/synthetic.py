@@ -10,6 +10,7 @@ import numpy as np
 from vae_tf.config import Config
 from vae_tf.datasets.base import ImageData
 
+
 SIZE = 28
 NUM_TRAIN, NUM_TEST = 2048, 512
 

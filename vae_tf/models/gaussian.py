@@ -23,6 +23,7 @@ import math
 
 import tensorflow as tf
 
+
 # exp() of a log-variance beyond these bounds overflows float32 or underflows to 0.
 LOGVAR_MIN, LOGVAR_MAX = -30.0, 20.0
 LOG_2PI = math.log(2.0 * math.pi)

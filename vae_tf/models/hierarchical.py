@@ -37,12 +37,12 @@ import keras
 import tensorflow as tf
 from keras import layers
 
+from vae_tf.config import Config, parse_hierarchy
+from vae_tf.errors import UserError
 from vae_tf.models import gaussian
 from vae_tf.models.architectures.resnet import ResidualBlock
 from vae_tf.models.gaussian import DiagonalGaussian
 from vae_tf.models.vae import VAE, repeat_examples
-from vae_tf.config import Config, parse_hierarchy
-from vae_tf.errors import UserError
 
 
 def halvings(size: int) -> List[int]:

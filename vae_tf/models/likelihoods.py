@@ -23,8 +23,8 @@ from typing import Optional, Tuple
 import keras
 import tensorflow as tf
 
-from vae_tf.models import kernels, losses
 from vae_tf.config import Config
+from vae_tf.models import kernels, losses
 from vae_tf.registry import LIKELIHOODS
 
 

@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from vae_tf.models.gaussian import LOG_2PI
 
+
 # Learned likelihood scales stay above 1e-3 (in [0, 1] pixel units): below that the
 # density of a continuous likelihood on 8-bit data grows without bound.
 LOG_SCALE_MIN = math.log(1e-3)

@@ -17,17 +17,17 @@ Reported metrics (nats per image, averaged over the epoch):
 """
 
 import contextlib
-
 from typing import Tuple
 
 import keras
 import tensorflow as tf
 
-from vae_tf.models import architectures, distribute, gaussian, likelihoods
-from vae_tf.run import tfenv
-from vae_tf.models import kl as kl_lib
-from vae_tf.models import optimizer as optimizer_lib
 from vae_tf.config import Config
+from vae_tf.models import architectures, distribute, gaussian
+from vae_tf.models import kl as kl_lib
+from vae_tf.models import likelihoods
+from vae_tf.models import optimizer as optimizer_lib
+from vae_tf.run import tfenv
 
 
 class VAE(keras.Model):

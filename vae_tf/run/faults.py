@@ -10,6 +10,7 @@ image cache build). Without the variable, `point` does nothing.
 import os
 import signal
 
+
 _counts = {}
 
 

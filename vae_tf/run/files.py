@@ -10,8 +10,8 @@ import os
 import re
 import shutil
 
-from vae_tf.run import faults
 from vae_tf.errors import UserError
+from vae_tf.run import faults
 
 
 def cache_dir() -> str:

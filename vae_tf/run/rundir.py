@@ -38,9 +38,10 @@ from typing import List, Optional, Tuple
 
 from absl import logging
 
-from vae_tf.run import files
 from vae_tf.config import Config
 from vae_tf.errors import UserError
+from vae_tf.run import files
+
 
 CONFIG = "config.json"
 METRICS = "metrics.csv"

@@ -10,6 +10,7 @@ import os
 import sys
 import tempfile
 
+
 # What TensorFlow prints on every start, whatever TF_CPP_MIN_LOG_LEVEL says (TF 2.21
 # writes these from C++ before its logging is set up): notices, not warnings.
 BANNERS = (
@@ -59,6 +60,7 @@ def import_tensorflow():
         os.dup2(captured.fileno(), 2)
         try:
             import tensorflow
+
             # The devices are looked up here, once, so that what that prints is
             # filtered too (the first op would otherwise print it mid-run).
             tensorflow.config.list_physical_devices()

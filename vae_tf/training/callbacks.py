@@ -11,11 +11,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from vae_tf.views import grids, latent, pictures, report_page
-from vae_tf.training import checkpoints
-from vae_tf.run import faults, files, rundir
-from vae_tf.models import optimizer
 from vae_tf.config import Config
+from vae_tf.models import optimizer
+from vae_tf.run import faults, files, rundir
+from vae_tf.training import checkpoints
+from vae_tf.views import grids, latent, pictures, report_page
+
 
 # Active units (Burda et al. 2016) are counted on this many fixed validation images
 # (training images where there is no validation split).

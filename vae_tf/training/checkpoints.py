@@ -15,9 +15,9 @@ import keras
 import tensorflow as tf
 from absl import logging
 
+from vae_tf.errors import UserError
 from vae_tf.models.vae import VAE, build_vae
 from vae_tf.run import faults, files, rundir
-from vae_tf.errors import UserError
 
 
 def weights_bytes(model) -> bytes:

@@ -11,6 +11,7 @@ import numpy as np
 
 from vae_tf.views import latent
 
+
 METHODS = ("pca", "tsne", "umap")
 NAMES = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
 

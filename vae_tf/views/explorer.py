@@ -33,8 +33,9 @@ from typing import List, Optional
 import numpy as np
 from PIL import Image
 
-from vae_tf.views import latent
 from vae_tf.errors import UserError
+from vae_tf.views import latent
+
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "explorer_static")
 # URL path -> (file in STATIC_DIR, content type): the only files the server sends.
@@ -127,7 +128,8 @@ def upload_transform(config, image_shape):
 def preprocess_upload(data: bytes, config, image_shape) -> np.ndarray:
     """An uploaded file as float32 [H, W, C] in [0, 1], cut and resized as the run's
     dataset was (RequestError when it is not an image or too large)."""
-    from vae_tf.datasets.preprocess import BadImage, decode as decode_image
+    from vae_tf.datasets.preprocess import BadImage
+    from vae_tf.datasets.preprocess import decode as decode_image
 
     if len(data) > MAX_UPLOAD_BYTES:
         raise RequestError(413, f"That file is {len(data) / 2**20:.1f} MB; the explorer takes "

@@ -21,6 +21,7 @@ import numpy as np
 
 from vae_tf.errors import UserError
 
+
 URL = "http://download.tensorflow.org/models/image/imagenet/inception-2015-12-05.tgz"
 ARCHIVE = "inception-2015-12-05.tgz"
 GRAPH = "classify_image_graph_def.pb"

@@ -12,6 +12,7 @@ from PIL import Image
 
 from vae_tf.run import files
 
+
 # Active units (Burda et al. 2016) are the latent dimensions whose posterior mean
 # varies across test images by more than this.
 ACTIVE_UNITS_THRESHOLD = 0.01

@@ -10,8 +10,8 @@ pictures are drawn by the same code.
 
 import numpy as np
 
-from vae_tf.views import grids, latent
 from vae_tf.errors import UserError
+from vae_tf.views import grids, latent
 
 
 def samples(model, num: int, temperature=1.0, seed: int = 0) -> np.ndarray:

@@ -22,8 +22,9 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from PIL import Image
 
-from vae_tf.run import files, rundir
 from vae_tf.config import Config
+from vae_tf.run import files, rundir
+
 
 # The curves drawn, as (metrics.csv column, panel title). metrics.csv holds them per
 # epoch for the training split and, prefixed val_, for the validation split.

@@ -8,9 +8,9 @@ from typing import Optional
 
 import numpy as np
 
-from vae_tf.views import latent
-from vae_tf.run import rundir, tfenv
 from vae_tf.errors import UserError
+from vae_tf.run import rundir, tfenv
+from vae_tf.views import latent
 
 
 class TrainedRun:

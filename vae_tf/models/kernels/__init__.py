@@ -29,8 +29,9 @@ import subprocess
 
 from absl import logging
 
-from vae_tf.run import files
 from vae_tf.errors import UserError
+from vae_tf.run import files
+
 
 _SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "discretized_logistic.cc")
 
