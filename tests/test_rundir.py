@@ -101,3 +101,27 @@ def test_a_config_that_is_not_json_is_one_line(finished_run):
     line = error_line(run_module("vae_tf.train", "--dataset=synthetic",
                                  f"--output_dir={os.path.dirname(run.path)}", "--run_name=r"))
     assert "not readable JSON" in line and "choose another --run_name" in line
+
+
+@pytest.mark.parametrize("named", [True, False])
+def test_a_run_written_before_the_validation_split_resumes_as_it_was_trained(tmp_path, named):
+    """An older config.json has no validation_size: such a run trained on its whole
+    training split, and resumes so (by its name, or found by its settings)."""
+    import json
+    import shutil
+
+    first = train.run(tiny_config(epochs=1, validation_size=0, output_dir=str(tmp_path),
+                                  run_name="old"))
+    run = rundir.RunDir(first["run_dir"])
+    with open(run.config_path) as f:
+        settings = json.load(f)
+    del settings["validation_size"]  # as vae_tf wrote it before the setting existed
+    with open(run.config_path, "w") as f:
+        json.dump(settings, f)
+    shutil.rmtree(run.saved_model_dir)  # unfinished
+    again = tiny_config(epochs=1, output_dir=str(tmp_path), run_name="old" if named else "")
+    assert again.validation_size == -1  # the default now holds images out
+    result = train.run(again)
+    assert result["resumed"] and result["run_dir"] == run.path
+    assert "val_loss" not in result and rundir.RunDir(run.path).read_config().validation_size == 0
+    assert os.listdir(tmp_path) == ["old"]

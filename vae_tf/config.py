@@ -367,12 +367,14 @@ class Config:
 
     @classmethod
     def from_dict(cls, values: dict) -> "Config":
-        """Builds a Config from a dict such as a run's config.json (unknown keys rejected)."""
+        """Builds a Config from a dict such as a run's config.json (unknown keys
+        rejected); a setting the dict predates takes the value its run was trained
+        with (PREDATED)."""
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - names)
         if unknown:
             raise ValueError(f"Unknown settings in config: {', '.join(unknown)}.")
-        return cls(**values)
+        return cls(**{**predated(values), **values})
 
     @classmethod
     def from_json_file(cls, path: str) -> "Config":
@@ -383,6 +385,17 @@ class Config:
         """Names of settings that differ from `other` (for resume checks)."""
         return [f.name for f in dataclasses.fields(self)
                 if f.name not in ignore and getattr(self, f.name) != getattr(other, f.name)]
+
+
+# Settings added after runs were written, with what an older config.json without
+# them means: those runs evaluated every epoch on the test split and trained on the
+# whole training split.
+PREDATED = {"validation_size": 0}
+
+
+def predated(written: dict) -> dict:
+    """The PREDATED settings a run's config.json lacks, at the values it was trained with."""
+    return {name: value for name, value in PREDATED.items() if name not in written}
 
 
 def _jsonable(value: Any) -> Any:

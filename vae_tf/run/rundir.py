@@ -38,7 +38,7 @@ from typing import List, Optional, Tuple
 
 from absl import logging
 
-from vae_tf.config import Config
+from vae_tf.config import Config, predated
 from vae_tf.errors import UserError
 from vae_tf.run import files
 
@@ -390,6 +390,8 @@ def resolve(config: Config) -> Tuple[Config, RunDir, bool, RunLock]:
                             "choose another --run_name.")
         lock = run.lock()
         try:
+            if run.exists():
+                config = config.replace(**predated(run.read_settings()))
             resuming = _check_resumable(run, config)
             run.remove_leftovers()
             return config, run, resuming, lock
@@ -400,7 +402,8 @@ def resolve(config: Config) -> Tuple[Config, RunDir, bool, RunLock]:
     busy = []
     for run in _runs_newest_first(config.output_dir):
         previous = _config_or_none(run)
-        if previous is None or run.is_finished() or config.differences(previous):
+        if previous is None or run.is_finished() or config.differences(
+                previous, ignore=("run_name", *predated(run.read_settings()))):
             continue
         try:
             lock = run.lock()
@@ -411,7 +414,8 @@ def resolve(config: Config) -> Tuple[Config, RunDir, bool, RunLock]:
             lock.release()
             continue
         run.remove_leftovers()
-        return config.replace(run_name=previous.run_name), run, True, lock
+        # An older run resumes as it was trained (config.PREDATED).
+        return previous, run, True, lock
     config, run = _new_run(config)
     if busy:
         logging.warning("Run %s with these settings is being trained by another process; "
