@@ -1,4 +1,4 @@
-"""The Python API as the README shows it: train from a Config, load the Keras model,
+"""The Python API as docs/export.md shows it: train from a Config, load the Keras model,
 use the SavedModel."""
 
 import numpy as np

@@ -6,7 +6,7 @@ active latent units.
 
 Reads only the run directory (config.json and saved_model/) and the dataset it names
 (--data_dir overrides where the files are). Prints a table and writes
-<run>/eval.json (see README, "Evaluation"). For each test image x, with K samples
+<run>/eval.json (see docs/evaluation.md). For each test image x, with K samples
 z_k ~ q(z|x) and w_k = p(x|z_k) p(z_k) / q(z_k|x):
 
     negative ELBO  = mean_k[-log p(x|z_k)] + KL(q(z|x) || N(0, I))
@@ -135,7 +135,7 @@ def importance_bounds(run, images, num_samples: int, seed: int = 0,
 
 def evaluate(run, num_samples: int = 100, num_images: int = 0, seed: int = 0,
              decoder_batch_size: int = 10000) -> dict:
-    """The figures of eval.json for a `trained.TrainedRun` (see README, "Evaluation")."""
+    """The figures of eval.json for a `trained.TrainedRun` (see docs/evaluation.md)."""
     start = time.perf_counter()
     images = run.test_images(num_images or None)
     mean, _ = run.encode(images)
