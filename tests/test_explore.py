@@ -154,8 +154,10 @@ def to_pixels(images: np.ndarray) -> np.ndarray:
     return np.repeat(np.round(np.clip(images, 0, 1) * 255).astype(np.int32), 3, axis=-1)
 
 
-def post(url, body: bytes, content_type="application/json", host=None):
-    request = urllib.request.Request(url, data=body, headers={"Content-Type": content_type})
+def post(url, body: bytes = None, content_type="application/json", host=None):
+    """(status, body) of a POST of `body` to `url`, or of a GET when `body` is None."""
+    headers = {"Content-Type": content_type} if body is not None else {}
+    request = urllib.request.Request(url, data=body, headers=headers)
     if host:
         request.add_unredirected_header("Host", host)
     try:
@@ -450,14 +452,7 @@ def test_latency_benchmark_prints_its_figures(run_dir, browser):
 # -- what the server refuses -----------------------------------------------------------
 def test_server_sends_only_its_assets_and_checks_requests(explorer):
     def get(path, host=None):
-        request = urllib.request.Request(explorer.url.rstrip("/") + path)
-        if host:
-            request.add_unredirected_header("Host", host)
-        try:
-            with urllib.request.urlopen(request, timeout=60) as response:
-                return response.status, response.read()
-        except urllib.error.HTTPError as e:
-            return e.code, e.read()
+        return post(explorer.url.rstrip("/") + path, host=host)
 
     assert get("/explorer.js")[0] == 200
     for path in ("/../../etc/passwd", "/%2e%2e/config.json", "/config.json",
