@@ -43,7 +43,7 @@ def images_per_second(batches, batch_size: int) -> float:
 def main(argv):
     import keras
     import tensorflow as tf
-    from vae_tf.models.vae import build_vae
+    from vae_tf.models.build import build_vae
 
     cache_dir = tempfile.mkdtemp(prefix="vae_tf_bench_cache_")
     try:

@@ -70,7 +70,7 @@ def training_step_timer(config, image_shape):
 
     from vae_tf.models import distribute
     from vae_tf.datasets.pipeline import PREFETCH_BATCHES, fixed_options
-    from vae_tf.models.vae import build_vae
+    from vae_tf.models.build import build_vae
 
     strategy = distribute.make_strategy(config.strategy)
     keras.utils.set_random_seed(config.seed)
@@ -116,7 +116,7 @@ def network_only_timer(config, image_shape):
     import tensorflow as tf
 
     from vae_tf.models import architectures, likelihoods
-    from vae_tf.models.vae import build_vae, compute_precision
+    from vae_tf.models.build import build_vae, compute_precision
 
     if config.architecture == "hierarchical":
         # Bottom-up and top-down paths with every group at its posterior mean.

@@ -24,7 +24,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from vae_tf.config import Config  # noqa: E402
-from vae_tf.models.vae import VAE, build_vae  # noqa: E402
+from vae_tf.models.build import build_vae
+from vae_tf.models.vae import VAE  # noqa: E402
 
 SHAPE = (16, 16, 1)
 BATCH = 8

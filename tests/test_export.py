@@ -10,7 +10,7 @@ import numpy as np
 from conftest import tiny_config
 from vae_tf import train
 from vae_tf.datasets import synthetic
-from vae_tf.models.vae import build_vae
+from vae_tf.models.build import build_vae
 
 _LOADER = textwrap.dedent("""
     import sys

@@ -258,8 +258,7 @@ def _h5_arrays(path):
 def test_a_killed_run_resumes_adams_state_and_matches_an_uninterrupted_run(tmp_path):
     from vae_tf.training import checkpoints
     from vae_tf.run import rundir
-    from vae_tf.config import Config
-    from vae_tf.models.vae import build_vae
+    from vae_tf.models.build import build_vae
 
     env = {**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "2",
            "VAE_TF_KILL_AT": "batch@25"}  # the middle of epoch 3

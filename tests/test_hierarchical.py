@@ -15,7 +15,7 @@ import tensorflow as tf
 from conftest import run_module, tiny_config
 from vae_tf import evaluate, gradcheck, train
 from vae_tf.models import hierarchical
-from vae_tf.models.vae import build_vae
+from vae_tf.models.build import build_vae
 from vae_tf.training.checkpoints import load_vae
 from vae_tf.views.trained import TrainedRun
 

@@ -8,7 +8,7 @@ import tensorflow as tf
 from conftest import tiny_config
 from vae_tf.models import kl
 from vae_tf.models.gaussian import DiagonalGaussian
-from vae_tf.models.vae import build_vae
+from vae_tf.models.build import build_vae
 
 
 def _weights(config, steps, total_steps=None):

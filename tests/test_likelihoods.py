@@ -16,7 +16,7 @@ from vae_tf import registry
 from vae_tf.config import ARCHITECTURES, RECON_LOSSES, SCALED_LOSSES
 from vae_tf.errors import UserError
 from vae_tf.registry import LIKELIHOODS
-from vae_tf.models.vae import build_vae
+from vae_tf.models.build import build_vae
 
 SHAPE = (5, 4, 2)
 
@@ -407,7 +407,7 @@ def test_bits_per_dim_only_where_the_likelihood_is_a_probability_of_the_image():
     """One owner (likelihoods.bits_per_nat): bits/dim for the binarized Bernoulli and
     the discretized logistics, none for a cross-entropy on gray pixels or a density;
     the factor comes from the image's shape, channels included."""
-    from vae_tf.models.vae import build_vae
+    from vae_tf.models.build import build_vae
 
     shape = (28, 28, 3)
     expected = {

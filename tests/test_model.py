@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from conftest import tiny_config
 from vae_tf.datasets import mnist
-from vae_tf.models.vae import build_vae
+from vae_tf.models.build import build_vae
 
 
 def _numpy_neg_elbo(model, image, eps):

@@ -6,7 +6,8 @@ import pytest
 import tensorflow as tf
 
 from conftest import tiny_config
-from vae_tf.models.vae import VAE, build_vae
+from vae_tf.models.build import build_vae
+from vae_tf.models.vae import VAE
 
 SHAPE = (16, 16, 1)
 

@@ -14,7 +14,7 @@ from vae_tf import train
 from vae_tf.training import export
 from vae_tf.models import optimizer
 from vae_tf.run import rundir, tfenv
-from vae_tf.models.vae import build_vae
+from vae_tf.models.build import build_vae
 from vae_tf.training.checkpoints import load_vae
 
 SHAPE = (28, 28, 1)

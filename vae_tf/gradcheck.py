@@ -88,7 +88,7 @@ def build_model(config: Config, seed: int = 0):
     `jitter_weights`, so that the check gives the same figures on every run."""
     import keras
 
-    from vae_tf.models.vae import build_vae
+    from vae_tf.models.build import build_vae
 
     keras.utils.set_random_seed(seed)
     with float64_policy():

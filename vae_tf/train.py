@@ -95,7 +95,7 @@ def _train(config, dataset_override, strategy, run_dir, write_dir, resuming):
 
     tf.get_logger().setLevel("WARNING")  # export's INFO lines bury the run's own log
 
-    from vae_tf.models.vae import build_vae
+    from vae_tf.models.build import build_vae
 
     keras.utils.set_random_seed(config.seed)
     steps_per_epoch = config.steps_per_epoch or data.num_train // config.batch_size

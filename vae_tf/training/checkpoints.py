@@ -16,7 +16,8 @@ import tensorflow as tf
 from absl import logging
 
 from vae_tf.errors import UserError
-from vae_tf.models.vae import VAE, build_vae
+from vae_tf.models.build import build_vae
+from vae_tf.models.vae import VAE
 from vae_tf.run import faults, files, rundir
 
 

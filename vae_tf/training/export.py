@@ -50,7 +50,7 @@ def at_precision(model, precision: str):
     of the same configuration built under that policy holding the same weights."""
     if model.dtype_policy.name == precision:
         return model
-    from vae_tf.models.vae import build_vae
+    from vae_tf.models.build import build_vae
 
     copy = build_vae(model.config.replace(precision=precision), model.image_shape)
     copy.set_weights(model.get_weights())
