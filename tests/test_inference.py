@@ -4,6 +4,7 @@ animate) on a run directory moved to another place, and their helpers."""
 import math
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import types
@@ -249,11 +250,12 @@ def test_no_tensorflow_start_up_line_from_any_command(moved_run, tmp_path):
             "attributes": [run],  # a CelebA command: one error line for this run
             "manifold": [run, "--grid_size=3"], "animate": [run], "report": [run]}
     # gradcheck (3 minutes here) imports TensorFlow first thing in main; like every
-    # command module, it imports none itself.
-    assert set(args) == set(COMMANDS) - {"gradcheck"}
+    # command module, it imports none itself. explore serves until stopped: below.
+    assert set(args) == set(COMMANDS) - {"gradcheck", "explore"}
+    modules = sorted(COMMANDS.target(name) for name in COMMANDS)
     imported = subprocess.run(
         [sys.executable, "-c", "import sys, importlib\n"
-         f"[importlib.import_module(m) for m in {sorted(COMMANDS.values())!r}]\n"
+         f"[importlib.import_module(m) for m in {modules!r}]\n"
          "print('tensorflow' in sys.modules)"], capture_output=True, text=True, cwd=REPO,
         env=dict(os.environ, PYTHONPATH=REPO))
     assert imported.stdout == "False\n", imported.stderr[-2000:]
@@ -265,3 +267,15 @@ def test_no_tensorflow_start_up_line_from_any_command(moved_run, tmp_path):
         shown = [line for line in result.stderr.splitlines()
                  if any(notice in line for notice in BANNERS + NO_DRIVER_NOTICES)]
         assert shown == [], (command, shown)
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    explore = subprocess.Popen([sys.executable, "-m", "vae_tf.explore", run, "--port=0"],
+                               cwd=REPO, env={**env, "PYTHONPATH": REPO}, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert "http://127.0.0.1:" in explore.stdout.readline()  # serving
+    finally:
+        explore.send_signal(signal.SIGINT)
+        _, stderr = explore.communicate(timeout=60)
+    assert explore.returncode == 0, stderr[-2000:]
+    assert not [line for line in stderr.splitlines()
+                if any(notice in line for notice in BANNERS + NO_DRIVER_NOTICES)], stderr
