@@ -9,13 +9,14 @@ import numpy as np
 import pytest
 
 from conftest import error_line, run_module, tiny_config
-from vae_tf import evaluate, train
+from vae_tf import train
+from vae_tf.views import evaluation
 from vae_tf.views.trained import TrainedRun
 
 
 def test_iwae_bound_is_below_the_elbo_and_tightens_with_k(binarized_run):
     run = TrainedRun(binarized_run)
-    results = {k: evaluate.evaluate(run, num_samples=k, num_images=64, decoder_batch_size=2000)
+    results = {k: evaluation.evaluate(run, num_samples=k, num_images=64, decoder_batch_size=2000)
                for k in (1, 10, 100)}
     elbo = results[100]["neg_elbo"]
     nll = {k: r["nll_iwae"] for k, r in results.items()}
@@ -40,8 +41,8 @@ def test_batching_does_not_change_the_figures(binarized_run):
     run = TrainedRun(binarized_run)
     images = run.test_images(5)
     mean, logvar = run.encode(images)
-    split = evaluate.importance_bounds(run, images, 300, decoder_batch_size=128)
-    grouped = evaluate.importance_bounds(run, images, 300, decoder_batch_size=900)
+    split = evaluation.importance_bounds(run, images, 300, decoder_batch_size=128)
+    grouped = evaluation.importance_bounds(run, images, 300, decoder_batch_size=900)
     assert split[0].shape == split[1].shape == split[2].shape == (5,)
     for a, b in zip(split, grouped):
         np.testing.assert_allclose(a, b, rtol=1e-5)
@@ -94,7 +95,7 @@ def test_autoencoder_baseline(tmp_path):
     mean, logvar = run.encode(images)
     np.testing.assert_array_equal(logvar, np.full_like(logvar, -30.0))  # a point mass
     np.testing.assert_allclose(run.reconstruct(images), run.decode(mean), atol=1e-6)
-    values = evaluate.evaluate(run, num_images=64)
+    values = evaluation.evaluate(run, num_images=64)
     assert values["model"] == "ae"
     assert values["neg_elbo"] is None and values["nll_iwae"] is None
     assert values["reconstruction"] > 0 and 0 < values["mse"] < 0.25

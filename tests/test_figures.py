@@ -17,7 +17,8 @@ import pytest
 import tensorflow as tf
 
 from conftest import FREY_DIR, REPO, require_dir, run_module, tiny_config
-from vae_tf import evaluate, train
+from vae_tf import train
+from vae_tf.views import evaluation
 from vae_tf.datasets import synthetic
 from vae_tf.datasets.base import ImageData
 from vae_tf.views.trained import TrainedRun
@@ -83,9 +84,9 @@ def test_bernoulli_on_gray_pixels_reports_no_bits_per_dim(tmp_path, capsys):
     assert not [t for t in _tensorboard_tags(run_dir) if "bits" in t]
     with open(os.path.join(run_dir, "report.html")) as f:
         assert "bits_per_dim" not in f.read()
-    r = evaluate.evaluate(TrainedRun(run_dir), num_samples=5, num_images=32)
+    r = evaluation.evaluate(TrainedRun(run_dir), num_samples=5, num_images=32)
     assert r["neg_elbo_bits_per_dim"] is None and r["nll_iwae_bits_per_dim"] is None
-    assert "bits/dim" not in evaluate.format_table(r)
+    assert "bits/dim" not in evaluation.format_table(r)
 
 
 def test_bits_per_dim_of_a_three_channel_discretized_run(tmp_path, capsys):
@@ -117,7 +118,7 @@ def test_bits_per_dim_of_a_three_channel_discretized_run(tmp_path, capsys):
     epoch_line = [l for l in capsys.readouterr().out.splitlines() if l.startswith("Epoch 1/1")]
     assert f"validation {float(row['val_bits_per_dim']):.3f} bits/dim" in epoch_line[0]
     assert {"epoch_bits_per_dim"} <= _tensorboard_tags(run_dir)
-    r = evaluate.evaluate(run, num_samples=5, num_images=32)
+    r = evaluation.evaluate(run, num_samples=5, num_images=32)
     assert r["nll_iwae_bits_per_dim"] == pytest.approx(r["nll_iwae"] / (dims * math.log(2)))
     assert r["neg_elbo_bits_per_dim"] == pytest.approx(r["neg_elbo"] / (dims * math.log(2)))
 
@@ -196,7 +197,7 @@ def test_nll_iwae_of_the_flat_model_from_the_export_against_numpy(binarized_run)
     log_q = -0.5 * np.sum(eps.astype(np.float64) ** 2 + log_2pi + logvar[:, None], axis=-1)
     nll_numpy = -_log_mean_exp(ll + log_prior - log_q)
 
-    rec, kl, nll = evaluate.importance_bounds(run, images, k, seed=0)
+    rec, kl, nll = evaluation.importance_bounds(run, images, k, seed=0)
     np.testing.assert_allclose(nll, nll_numpy, rtol=1e-5, atol=2e-3)
     np.testing.assert_allclose(rec, -ll.mean(axis=1), rtol=1e-5, atol=2e-3)
     np.testing.assert_allclose(
@@ -231,9 +232,9 @@ def test_nll_iwae_is_the_log_mean_exp_of_the_exported_weights(tmp_path, architec
     k = 200
     log_w = _weights_from_the_signature(run_dir, images, k)
     assert log_w.shape == (6, k)
-    _, _, nll = evaluate.importance_bounds(run, images, k, seed=0, decoder_batch_size=300)
+    _, _, nll = evaluation.importance_bounds(run, images, k, seed=0, decoder_batch_size=300)
     np.testing.assert_allclose(nll, -_log_mean_exp(log_w), rtol=1e-5, atol=1e-3)
-    _, _, nll_1 = evaluate.importance_bounds(run, images, 1, seed=0)
+    _, _, nll_1 = evaluation.importance_bounds(run, images, 1, seed=0)
     np.testing.assert_allclose(nll_1, -log_w[:, 0], rtol=1e-5, atol=1e-3)
     assert np.all(nll < -log_w.mean(axis=1))  # below the K-sample ELBO estimate
 

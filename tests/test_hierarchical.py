@@ -13,7 +13,8 @@ import pytest
 import tensorflow as tf
 
 from conftest import run_module, tiny_config
-from vae_tf import evaluate, gradcheck, train
+from vae_tf import gradcheck, train
+from vae_tf.views import evaluation
 from vae_tf.models import hierarchical
 from vae_tf.models.build import build_vae
 from vae_tf.training.checkpoints import load_vae
@@ -145,7 +146,7 @@ def test_iwae_with_one_sample_is_the_elbo_estimate_of_the_same_noise(hierarchica
     _, run_dir = hierarchical_run
     run = TrainedRun(run_dir)
     images = run.test_images(16)
-    rec, kl, nll = evaluate.importance_bounds(run, images, num_samples=1, seed=5)
+    rec, kl, nll = evaluation.importance_bounds(run, images, num_samples=1, seed=5)
 
     # The same noise, drawn here from the export's documented seeds: image n's group g
     # from the stateless seed (5, n) folded with g + 1.

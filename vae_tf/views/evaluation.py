@@ -1,0 +1,179 @@
+"""The evaluation of a trained run through its export: the negative ELBO, NLL_IWAE
+(importance-sampled, Burda et al. 2015), reconstruction error and active units on
+the test split, in nats per image and bits/dim where they apply (docs/evaluation.md).
+`python -m vae_tf.evaluate` prints and saves them."""
+
+import time
+
+import numpy as np
+from tqdm import tqdm
+
+from vae_tf.views.latent import ACTIVE_UNITS_THRESHOLD, active_units
+
+
+def _log_mean_exp(values: np.ndarray) -> np.ndarray:
+    """log((1/K) sum_k exp(values[..., k])), stable for large |values|."""
+    values = values.astype(np.float64)
+    top = values.max(axis=-1, keepdims=True)
+    return (top + np.log(np.mean(np.exp(values - top), axis=-1, keepdims=True)))[..., 0]
+
+
+def _make_log_weights(run):
+    """A function: (images [n,...], seeds [n,2], first, num) -> log p(x|z_k), log w_k
+    and the ELBO's KL term for samples k = first .. first+num-1 of each image, each
+    [n, num], in one batched call of the export's log_weights signature.
+
+    Image i's samples come from its own seed, so the figures do not depend on how
+    the images are split into calls.
+    """
+    if "log_weights" in run.signatures:
+        signature = run.signatures["log_weights"]
+
+        def log_weights(images, seeds, first, num):
+            out = signature(images=images, seeds=seeds, first=first, num=num)
+            return out["log_likelihood"], out["log_weight"], out["kl"]
+
+        return log_weights
+    return _legacy_log_weights(run)
+
+
+def _legacy_log_weights(run):
+    """_make_log_weights for an export made before the log_weights signature, from its
+    encode and log_likelihood signatures (a one-vector latent with prior N(0, I));
+    image n's samples are rows of one draw from seeds[n] itself."""
+    import tensorflow as tf
+
+    from vae_tf.models.gaussian import DiagonalGaussian, per_image_draw
+
+    encode = run.signatures["encode"]
+    log_likelihood = run.signatures["log_likelihood"]
+    latent = run.latent_dim
+
+    @tf.function(input_signature=[
+        tf.TensorSpec([None, *run.image_shape], tf.float32),
+        tf.TensorSpec([None, 2], tf.int64), tf.TensorSpec([], tf.int32),
+        tf.TensorSpec([], tf.int32)])
+    def log_weights(images, seeds, first, num):
+        posterior = encode(images=images)
+        # Each image's Gaussian against its `num` samples [n, num, latent].
+        q = DiagonalGaussian(posterior["mean"][:, None], posterior["logvar"][:, None])
+        n = tf.shape(q.mean)[0]
+        eps = tf.reshape(per_image_draw(seeds, first, num, fold_in=False)([n * num, latent]),
+                         [n, num, latent])
+        z = q.sample(eps)
+        ll = log_likelihood(images=tf.repeat(images, num, axis=0),
+                            z=tf.reshape(z, [-1, latent]))["log_prob"]
+        ll = tf.reshape(ll, [n, num])
+        log_prior = tf.reduce_sum(DiagonalGaussian.standard(z).log_prob(z), axis=-1)
+        log_q = tf.reduce_sum(q.noise_log_prob(eps), axis=-1)
+        kl = tf.reduce_sum(q.kl_standard(), axis=-1)
+        return ll, ll + log_prior - log_q, tf.repeat(kl, num, axis=1)
+
+    return log_weights
+
+
+def importance_bounds(run, images, num_samples: int, seed: int = 0,
+                      decoder_batch_size: int = 10000):
+    """Per-image E_q[-log p(x|z)], the ELBO's KL term (its average over the K samples
+    for a hierarchy, whose KL depends on the sampled groups) and NLL_IWAE(K), each [N]
+    in nats.
+
+    Images go in groups sized so that one decoder call sees about `decoder_batch_size`
+    (image, sample) pairs; when K alone exceeds it, the samples are split into
+    calls too. Only the K log-weights per image are kept, so K is bounded by
+    memory for N*K floats, not by the decoder's activations.
+    """
+    log_weights = _make_log_weights(run)
+    per_call = min(num_samples, decoder_batch_size)
+    group = max(1, decoder_batch_size // num_samples)
+    rec, kl, nll = [], [], []
+    # A progress bar with the time left: K=1000 on 10,000 images takes minutes.
+    bar = tqdm(total=len(images), desc=f"IWAE K={num_samples}", unit="img",
+               mininterval=2.0)
+    for start in range(0, len(images), group):
+        x = images[start:start + group]
+        seeds = np.stack([np.full(len(x), seed), np.arange(start, start + len(x))], axis=1)
+        lls, lws, kls = [], [], []
+        for first in range(0, num_samples, per_call):
+            ll, lw, k = log_weights(x, seeds, np.int32(first),
+                                    np.int32(min(per_call, num_samples - first)))
+            lls.append(ll.numpy())
+            lws.append(lw.numpy())
+            kls.append(k.numpy())
+        rec.append(-np.concatenate(lls, axis=1).astype(np.float64).mean(axis=1))
+        kl.append(np.concatenate(kls, axis=1).astype(np.float64).mean(axis=1))
+        nll.append(-_log_mean_exp(np.concatenate(lws, axis=1)))
+        bar.update(len(x))
+        bar.set_postfix_str(f"NLL_IWAE so far {np.concatenate(nll).mean():.2f} nats",
+                            refresh=False)
+    bar.close()
+    return np.concatenate(rec), np.concatenate(kl), np.concatenate(nll)
+
+
+def evaluate(run, num_samples: int = 100, num_images: int = 0, seed: int = 0,
+             decoder_batch_size: int = 10000) -> dict:
+    """The figures of eval.json for a `trained.TrainedRun` (see docs/evaluation.md)."""
+    start = time.perf_counter()
+    images = run.test_images(num_images or None)
+    mean, _ = run.encode(images)
+    config = run.config
+    from vae_tf.models import likelihoods
+
+    likelihood = likelihoods.describe(config)[0]
+    bits_per_nat = likelihoods.bits_per_nat(config, run.image_shape)
+    results = {
+        "run_dir": run.run_dir, "dataset": config.dataset, "split": "test",
+        "num_images": len(images), "model": config.model, "likelihood": likelihood,
+        "num_importance_samples": None, "seed": seed,
+        "neg_elbo": None, "reconstruction": None, "kl": None, "nll_iwae": None,
+        "neg_elbo_bits_per_dim": None, "nll_iwae_bits_per_dim": None,
+    }
+    if config.model == "ae":
+        # No posterior to sample or weigh: only the reconstruction term at the code.
+        ll = run.log_likelihood(images, mean).astype(np.float64)
+        results["reconstruction"] = float(-ll.mean())
+    else:
+        rec, kl, nll = importance_bounds(run, images, num_samples, seed, decoder_batch_size)
+        results.update(num_importance_samples=num_samples, reconstruction=float(rec.mean()),
+                       kl=float(kl.mean()), neg_elbo=float((rec + kl).mean()),
+                       nll_iwae=float(nll.mean()))
+        if bits_per_nat is not None:
+            results["neg_elbo_bits_per_dim"] = results["neg_elbo"] * bits_per_nat
+            results["nll_iwae_bits_per_dim"] = results["nll_iwae"] * bits_per_nat
+    recon = run.reconstruct(images)
+    results["mse"] = float(np.mean(np.square(recon.astype(np.float64) - images)))
+    results["latent_dim"] = run.latent_dim
+    # The same count as training's CollapseMonitor (Burda et al. 2016).
+    results["active_units"] = active_units(mean)
+    results["active_unit_threshold"] = ACTIVE_UNITS_THRESHOLD
+    results["seconds"] = round(time.perf_counter() - start, 1)
+    return results
+
+
+def format_table(r: dict) -> str:
+    def nats(value, bits):
+        if value is None:
+            return "n/a"
+        return f"{value:9.2f} nats" + (f"  ({bits:.4f} bits/dim)" if bits is not None else "")
+
+    k = r["num_importance_samples"]
+    rows = [
+        ("negative ELBO", nats(r["neg_elbo"], r["neg_elbo_bits_per_dim"])),
+        (f"NLL_IWAE (K={k})", nats(r["nll_iwae"], r["nll_iwae_bits_per_dim"])),
+        ("reconstruction", nats(r["reconstruction"], None)),
+        ("KL", nats(r["kl"], None)),
+        ("MSE per pixel", f"{r['mse']:.5f}"),
+        ("active units", f"{r['active_units']} of {r['latent_dim']}"),
+    ]
+    fid = r.get("fid")
+    if fid:
+        for key, name in (("samples", "FID samples"), ("reconstructions", "FID reconstructions")):
+            rows.append((name, f"{fid[key]:9.2f}   (KID {fid['kid_' + key]:.4f} "
+                               f"± {fid['kid_' + key + '_std']:.4f})"))
+    head = (f"{r['run_dir']}: {r['num_images']} {r['dataset']} test images, "
+            f"{r['seconds']:.0f} s\nlikelihood: {r['likelihood']}")
+    lines = [head] + [f"  {name:<20}{value}" for name, value in rows]
+    if fid and fid["num_images"] < 10000:
+        lines.append(f"  FID on {fid['num_images']} images is biased upward: compare it only "
+                     "with FIDs on as many images (papers use 10,000 or 50,000).")
+    return "\n".join(lines)
