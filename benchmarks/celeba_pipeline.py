@@ -1,6 +1,6 @@
 """Input pipeline against training step: is JPEG decoding off the critical path?
 
-    python benchmarks/celeba_pipeline.py --data_dir=../shared/data/celeba [--steps=30]
+    python benchmarks/celeba_pipeline.py --data_dir=/path/to/celeba [--steps=30]
 
 Builds the CelebA image cache from scratch in a temporary folder (the one-time
 cost: decode, crop, resize, in one thread per core), then prints

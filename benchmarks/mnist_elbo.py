@@ -1,6 +1,6 @@
 """Quality at a fixed training budget: the MNIST config's test negative ELBO.
 
-    python benchmarks/mnist_elbo.py --data_dir=../shared/data/mnist [--epochs=5]
+    python benchmarks/mnist_elbo.py --data_dir=/path/to/mnist [--epochs=5]
 
 Trains flags/mnist.cfg (dynamically binarized MNIST, Bernoulli likelihood) for the
 given budget and prints the test negative ELBO in nats per image (a bound on
