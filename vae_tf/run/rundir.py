@@ -391,7 +391,7 @@ def resolve(config: Config) -> Tuple[Config, RunDir, bool, RunLock]:
         lock = run.lock()
         try:
             if run.exists():
-                config = config.replace(**predated(run.read_settings()))
+                config = config.replace(**predated(_settings_or_error(run)))
             resuming = _check_resumable(run, config)
             run.remove_leftovers()
             return config, run, resuming, lock
@@ -475,8 +475,17 @@ def _holds_other_files(run: RunDir) -> bool:
 
 
 def _config_or_error(run: RunDir) -> Config:
+    return _or_error(run.read_config)
+
+
+def _settings_or_error(run: RunDir) -> dict:
+    return _or_error(run.read_settings)
+
+
+def _or_error(read):
+    """`read()`, its UserError (a damaged config.json) saying what to do."""
     try:
-        return run.read_config()
+        return read()
     except UserError as e:
         raise UserError(f"{e} Restore it, or choose another --run_name.") from None
 
