@@ -233,14 +233,14 @@ def _pairs_per_row(grid_size: int) -> int:
     return max(1, grid_size // 2)
 
 
-def num_grid_test_images(grid_size: int) -> int:
+def num_grid_images(grid_size: int) -> int:
     """How many validation images the reconstruction grid shows (grid_size rows of pairs)."""
     return grid_size * _pairs_per_row(grid_size)
 
 
-def num_monitor_test_images(grid_size: int) -> int:
+def num_monitor_images(grid_size: int) -> int:
     """How many fixed validation images `make_callbacks` wants: the grid's and active units'."""
-    return max(num_grid_test_images(grid_size), ACTIVE_UNITS_IMAGES)
+    return max(num_grid_images(grid_size), ACTIVE_UNITS_IMAGES)
 
 
 class MetricsLogger(keras.callbacks.Callback):
@@ -332,8 +332,8 @@ def make_callbacks(config: Config, run_dir: rundir.RunDir, test_images: np.ndarr
     directory, or a temporary folder for non-chief workers of a multi-worker run).
 
     `test_images` is a fixed set of validation images (training images where there
-    is no validation split; num_monitor_test_images of them): the first
-    num_grid_test_images appear in the reconstruction grid, and all of them count
+    is no validation split; num_monitor_images of them): the first
+    num_grid_images appear in the reconstruction grid, and all of them count
     the active units. The test split is not seen during training.
 
     At each epoch's end CollapseMonitor adds to the logs first, the metrics row,
@@ -356,7 +356,7 @@ def make_callbacks(config: Config, run_dir: rundir.RunDir, test_images: np.ndarr
         MetricsLogger(write_dir),
         EpochSummary(),
         keras.callbacks.TensorBoard(write_dir.tensorboard_dir, write_graph=False),
-        ImageGridCallback(write_dir, test_images[:num_grid_test_images(config.grid_size)],
+        ImageGridCallback(write_dir, test_images[:num_grid_images(config.grid_size)],
                           config.seed, config.grid_size, config.temperature,
                           tensorboard_dir=write_dir.tensorboard_dir),
     ]

@@ -105,7 +105,7 @@ def _train(config, dataset_override, strategy, run_dir, write_dir, resuming):
     # Epochs are evaluated on the validation split; the test split only once, at the end.
     val_ds = make_batches(data, config, training=False, split="validation") \
         if data.validation is not None else None
-    monitor_n = callbacks_lib.num_monitor_test_images(config.grid_size)
+    monitor_n = callbacks_lib.num_monitor_images(config.grid_size)
     monitor_images = next(iter(make_batches(
         data, config.replace(batch_size=monitor_n), training=False,
         split="validation" if data.validation is not None else "train"))).numpy()
