@@ -67,6 +67,35 @@ def test_per_group_kl_of_a_two_group_model_matches_numpy():
     np.testing.assert_allclose(logs["kl_group0"] + logs["kl_group1"], logs["kl"], rtol=1e-5)
 
 
+def test_the_residual_posterior_is_relative_to_the_prior_and_its_kl_is_nvaes():
+    config = _config(hierarchy="1x1,7x1", residual_posterior=True)
+    model = build_vae(config, (28, 28, 1))
+    gradcheck.jitter_weights(model, scale=0.05)
+    rng = np.random.default_rng(1)
+    x = (rng.uniform(size=(4, 28, 28, 1)) > 0.5).astype(np.float32)
+    eps = [rng.standard_normal((4, *shape)).astype(np.float32) for shape in model.noise_shapes()]
+    _, kl_groups = model.elbo_terms(tf.constant(x), eps=[tf.constant(e) for e in eps])
+
+    # The second group by hand: the posterior network's raw output is (dmean, dlogvar).
+    top_features, features = model._features(tf.constant(x))
+    top, second = model.top_down.groups
+    h = tf.zeros([4, 1, 1, 8])
+    q = top.posterior(h, top_features, tf.float32)
+    z = _numpy(q.mean) + np.exp(0.5 * _numpy(q.logvar)) * eps[0]
+    h = tf.image.resize(top.merge(h, tf.constant(z, tf.float32)), [7, 7], method="nearest")
+    p, h = second.prior(h, tf.float32)
+    raw = _numpy(second.posterior_net(tf.concat([h, features], axis=-1)))
+    shift, log_ratio = raw[..., :2], raw[..., 2:]
+    p_logvar = _numpy(p.logvar)
+    # NVAE's KL of N(mean_p + dmean, var_p * r) from N(mean_p, var_p), r = exp(dlogvar).
+    kl_second = 0.5 * np.sum(shift ** 2 / np.exp(p_logvar) + np.exp(log_ratio) - 1.0 - log_ratio,
+                             axis=(1, 2, 3))
+    assert np.abs(shift).max() > 1e-3 and np.abs(p_logvar).max() > 1e-3
+    np.testing.assert_allclose(kl_groups.numpy()[:, 1], kl_second, rtol=1e-4)
+    q = second.posterior(h, features, tf.float32, prior=p)
+    np.testing.assert_allclose(_numpy(q.mean), _numpy(p.mean) + shift, rtol=1e-5, atol=1e-6)
+
+
 def test_free_bits_apply_per_group_scaled_by_its_size():
     config = _config(hierarchy="1x1,7x1", free_bits=0.5)
     model = build_vae(config, (28, 28, 1))

@@ -100,6 +100,12 @@ class Config:
         "top: comma list of RESOLUTIONxGROUPS, e.g. 1x1,7x2,14x2 is one group at 1x1, "
         "two at 7x7 and two at 14x14 (resolutions reached from the image size by "
         "halving, rounded up).")
+    residual_posterior: bool = _field(
+        False, "Parameterize each latent group's posterior of --architecture=hierarchical "
+        "relative to its prior (NVAE, Vahdat & Kautz 2020): q = N(mean_p + dmean, "
+        "var_p * exp(dlogvar)), the posterior network giving dmean and dlogvar, so that "
+        "a group whose posterior follows its prior costs nothing and the KL depends on "
+        "the prior only through the ratio.")
     conv_channels: Tuple[int, ...] = _field(
         (32, 64), "Comma list of encoder channels, one stride-2 convolution each (for "
         "--architecture=resnet: the widths of its stages, each at half the resolution "
@@ -319,9 +325,10 @@ class Config:
                              "set only one of them.")
         if self.kl_capacity_steps > 0 and self.kl_capacity == 0:
             raise ValueError("--kl_capacity_steps needs a --kl_capacity target > 0.")
-        if self.kl_balance and self.architecture != "hierarchical":
-            raise ValueError("--kl_balance weighs the KL of latent groups: it needs "
-                             "--architecture=hierarchical.")
+        for name, what in (("kl_balance", "weighs the KL of latent groups"),
+                           ("residual_posterior", "parameterizes latent groups' posteriors")):
+            if getattr(self, name) and self.architecture != "hierarchical":
+                raise ValueError(f"--{name} {what}: it needs --architecture=hierarchical.")
         if self.kl_balance and (self.free_bits > 0 or self.kl_capacity > 0):
             raise ValueError("--kl_balance, --free_bits and --kl_capacity are alternative "
                              "KL penalties; set only one of them.")

@@ -67,6 +67,9 @@ def tiny_configs():
                 kernel_size=3, dense_units=(6,), blocks_per_stage=1 if hierarchical else 2,
                 recon_loss=recon_loss, learn_scale=learn_scale, recon_scale=0.3,
                 num_mixtures=2, precision="float32",
+                # The posterior relative to the prior: its gradient also flows
+                # through the prior's statistics (the direct one is a subset).
+                residual_posterior=hierarchical,
                 # Smooth, so that no unit sits within a finite-difference step of a
                 # kink (ReLU's), where the central difference is wrong by design.
                 activation="swish")

@@ -7,6 +7,8 @@ and, group by group, draws a latent map z_g and folds it into its state h:
 
     p(z_g | z_<g) = N(prior(h))            (the top group's prior is N(0, I))
     q(z_g | x, z_<g) = N(posterior(h, bottom-up features at z_g's resolution))
+                       (--residual_posterior: N(mean_p + dmean, var_p * exp(dlogvar)),
+                       the network giving dmean, dlogvar: NVAE's parameterization)
     h <- residual block(h + prior's feature output + 1x1 conv(z_g))
 
 and after the last group residual blocks at each doubling of the side (up to half
@@ -143,10 +145,15 @@ class LatentGroup(layers.Layer):
         return DiagonalGaussian.from_stats(stats), h + out[..., 2 * self.channels:]
 
     @_scoped
-    def posterior(self, h, features, stats_dtype):
-        """q(z_g | x, z_<g), in `stats_dtype`."""
-        out = self.posterior_net(tf.concat([h, features], axis=-1))
-        return DiagonalGaussian.from_stats(tf.cast(out, stats_dtype))
+    def posterior(self, h, features, stats_dtype, prior=None):
+        """q(z_g | x, z_<g), in `stats_dtype`; relative to `prior` where one is given
+        (mean_p + dmean, logvar_p + dlogvar)."""
+        out = tf.cast(self.posterior_net(tf.concat([h, features], axis=-1)), stats_dtype)
+        if prior is None:
+            return DiagonalGaussian.from_stats(out)
+        shift, log_ratio = tf.split(out, 2, axis=-1)
+        return DiagonalGaussian(prior.mean + shift,
+                                gaussian.clamp_logvar(prior.logvar + log_ratio))
 
     @_scoped
     def merge(self, h, z, training=False):
@@ -208,6 +215,7 @@ class TopDown(layers.Layer):
         super().__init__(**kwargs)
         self.hierarchy = hierarchy
         self.width = config.conv_channels[0]
+        self.residual_posterior = config.residual_posterior
         scale = 1.0 / math.sqrt(hierarchy.num_groups)
         self.groups = [LatentGroup(self.width, hierarchy.channels, config.activation,
                                    config.normalization, scale, top=(g == 0), name=f"group{g}")
@@ -233,7 +241,8 @@ class TopDown(layers.Layer):
         for group, side in zip(self.groups, self.hierarchy.group_sides):
             h = _resize(h, side)
             p, h = group.prior(h, stats_dtype)
-            q = group.posterior(h, features_at[side], stats_dtype)
+            q = group.posterior(h, features_at[side], stats_dtype,
+                                p if self.residual_posterior else None)
             z = q.mean if draw is None else q.sample(gaussian.noise_like(draw, q.mean))
             kls.append(_sum_map(q.kl(p)))
             log_ratio += _sum_map(p.log_prob(z)) - _sum_map(q.log_prob(z))
