@@ -153,6 +153,29 @@ def test_the_residual_network_trains_and_shrinks_through_its_stages():
     assert last < first
 
 
+def test_squeeze_excite_gates_each_channel_of_the_branch_by_its_map_mean():
+    from vae_tf.models.architectures.resnet import ResidualBlock
+
+    block = ResidualBlock(32, "swish", "none", 1.0, squeeze_excite=True)
+    x = np.random.default_rng(0).normal(size=(3, 5, 5, 32)).astype(np.float32)
+    out = block(x).numpy()
+
+    def swish(v):
+        return v / (1.0 + np.exp(-v))
+
+    def conv(layer, h):
+        return layer(tf.constant(h, tf.float32)).numpy()
+
+    h = x
+    for layer in block.convs:  # the branch without its gate, from the block's own convolutions
+        h = conv(layer, swish(h))
+    (w1, b1), (w2, b2) = [[v.numpy() for v in d.weights] for d in block.gate]
+    assert w1.shape == (32, 4)  # width / 16, at least 4
+    gate = 1.0 / (1.0 + np.exp(-(swish(h.mean(axis=(1, 2)) @ w1 + b1) @ w2 + b2)))
+    np.testing.assert_allclose(out, x + h * gate[:, None, None, :], rtol=1e-4, atol=1e-5)
+    assert 0.0 < gate.min() and gate.max() < 1.0
+
+
 @pytest.mark.parametrize("flags,expected", [
     ({"avx2", "fma"}, "float32"),
     ({"avx2", "avx512f", "avx512_bf16"}, "mixed_bfloat16"),

@@ -117,6 +117,10 @@ class Config:
         "none", "Normalization inside the residual blocks of --architecture=resnet: "
         "'none', 'batch' (batch statistics in training, moving averages after) or "
         "'group' (per image, groups of channels).", enum=NORMALIZATIONS)
+    squeeze_excite: bool = _field(
+        False, "Squeeze-and-excitation in the residual blocks of --architecture=resnet "
+        "and hierarchical (Hu et al. 2018; NVAE's cells): each block's output channels "
+        "scaled by a gate in (0, 1) computed from their means over the map.")
     kernel_size: int = _field(4, "Convolution kernel size.", lower=1)
     dense_units: Tuple[int, ...] = _field(
         (512,), "Comma list of hidden layer widths for --architecture=dense "
@@ -329,6 +333,9 @@ class Config:
                            ("residual_posterior", "parameterizes latent groups' posteriors")):
             if getattr(self, name) and self.architecture != "hierarchical":
                 raise ValueError(f"--{name} {what}: it needs --architecture=hierarchical.")
+        if self.squeeze_excite and self.architecture not in ("resnet", "hierarchical"):
+            raise ValueError("--squeeze_excite gates residual blocks: it needs "
+                             "--architecture=resnet or hierarchical.")
         if self.kl_balance and (self.free_bits > 0 or self.kl_capacity > 0):
             raise ValueError("--kl_balance, --free_bits and --kl_capacity are alternative "
                              "KL penalties; set only one of them.")

@@ -116,7 +116,7 @@ class LatentGroup(layers.Layer):
     networks, the projection of z into h and the residual block after it."""
 
     def __init__(self, width: int, channels: int, activation: str, normalization: str,
-                 branch_scale: float, top: bool, **kwargs):
+                 squeeze_excite: bool, branch_scale: float, top: bool, **kwargs):
         super().__init__(**kwargs)
         self.channels, self.top = channels, top
         inner = max(1, width // 4)
@@ -128,7 +128,8 @@ class LatentGroup(layers.Layer):
         self.project = layers.Conv2D(width, 1, name="project", kernel_initializer=(
             keras.initializers.VarianceScaling(scale=branch_scale ** 2, mode="fan_in",
                                                distribution="truncated_normal")))
-        self.block = ResidualBlock(width, activation, normalization, branch_scale, name="block")
+        self.block = ResidualBlock(width, activation, normalization, branch_scale,
+                                   squeeze_excite, name="block")
         # Used through prior, posterior and merge, not called: its layers build on
         # their first use.
         self.built = True
@@ -203,6 +204,7 @@ def build_bottom_up(config: Config, image_shape, hierarchy: Hierarchy) -> keras.
         h = layers.AveragePooling2D(2, padding="same")(h)
         for b in range(config.blocks_per_stage):
             h = ResidualBlock(width, config.activation, config.normalization, scale,
+                              config.squeeze_excite,
                               name=f"up{side}_block{b}")(h)
         features[side] = h
     return keras.Model(images, [features[r] for r in hierarchy.resolutions], name="bottom_up")
@@ -218,11 +220,13 @@ class TopDown(layers.Layer):
         self.residual_posterior = config.residual_posterior
         scale = 1.0 / math.sqrt(hierarchy.num_groups)
         self.groups = [LatentGroup(self.width, hierarchy.channels, config.activation,
-                                   config.normalization, scale, top=(g == 0), name=f"group{g}")
+                                   config.normalization, config.squeeze_excite, scale,
+                                   top=(g == 0), name=f"group{g}")
                        for g in range(hierarchy.num_groups)]
         self.upsampling_blocks = [
             [ResidualBlock(self.width, config.activation, config.normalization,
-                           1.0 / math.sqrt(config.blocks_per_stage), name=f"out{side}_block{b}")
+                           1.0 / math.sqrt(config.blocks_per_stage), config.squeeze_excite,
+                           name=f"out{side}_block{b}")
              for b in range(config.blocks_per_stage)] for side in hierarchy.output_sides]
         self.act = layers.Activation(config.activation)
         self.out = layers.Conv2D(output_channels, 3, padding="same", name="output")
