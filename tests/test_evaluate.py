@@ -46,7 +46,8 @@ def test_batching_does_not_change_the_figures(binarized_run):
     assert split[0].shape == split[1].shape == split[2].shape == (5,)
     for a, b in zip(split, grouped):
         np.testing.assert_allclose(a, b, rtol=1e-5)
-    rec, kl, nll = split
+    rec, kl, nll, kl_groups = split
+    np.testing.assert_allclose(kl_groups, kl[:, None])  # a flat model: one group
     np.testing.assert_allclose(
         kl, 0.5 * np.sum(np.exp(logvar) + mean ** 2 - 1 - logvar, axis=1), rtol=1e-5)
     assert np.all(nll < rec + kl)  # per image too: the bound is far tighter than noise

@@ -197,7 +197,7 @@ def test_nll_iwae_of_the_flat_model_from_the_export_against_numpy(binarized_run)
     log_q = -0.5 * np.sum(eps.astype(np.float64) ** 2 + log_2pi + logvar[:, None], axis=-1)
     nll_numpy = -_log_mean_exp(ll + log_prior - log_q)
 
-    rec, kl, nll = evaluation.importance_bounds(run, images, k, seed=0)
+    rec, kl, nll, _ = evaluation.importance_bounds(run, images, k, seed=0)
     np.testing.assert_allclose(nll, nll_numpy, rtol=1e-5, atol=2e-3)
     np.testing.assert_allclose(rec, -ll.mean(axis=1), rtol=1e-5, atol=2e-3)
     np.testing.assert_allclose(
@@ -232,9 +232,9 @@ def test_nll_iwae_is_the_log_mean_exp_of_the_exported_weights(tmp_path, architec
     k = 200
     log_w = _weights_from_the_signature(run_dir, images, k)
     assert log_w.shape == (6, k)
-    _, _, nll = evaluation.importance_bounds(run, images, k, seed=0, decoder_batch_size=300)
+    _, _, nll, _ = evaluation.importance_bounds(run, images, k, seed=0, decoder_batch_size=300)
     np.testing.assert_allclose(nll, -_log_mean_exp(log_w), rtol=1e-5, atol=1e-3)
-    _, _, nll_1 = evaluation.importance_bounds(run, images, 1, seed=0)
+    _, _, nll_1, _ = evaluation.importance_bounds(run, images, 1, seed=0)
     np.testing.assert_allclose(nll_1, -log_w[:, 0], rtol=1e-5, atol=1e-3)
     assert np.all(nll < -log_w.mean(axis=1))  # below the K-sample ELBO estimate
 

@@ -17,7 +17,10 @@ from vae_tf import gradcheck, train
 from vae_tf.views import evaluation
 from vae_tf.models import hierarchical
 from vae_tf.models.build import build_vae
+from vae_tf.training import callbacks
 from vae_tf.training.checkpoints import load_vae
+from vae_tf.views import report_page
+from vae_tf.views.latent import ACTIVE_UNITS_THRESHOLD
 from vae_tf.views.trained import TrainedRun
 
 
@@ -96,6 +99,85 @@ def test_the_residual_posterior_is_relative_to_the_prior_and_its_kl_is_nvaes():
     np.testing.assert_allclose(_numpy(q.mean), _numpy(p.mean) + shift, rtol=1e-5, atol=1e-6)
 
 
+def _varied_images(n):
+    """Binary images from nearly empty to nearly full, so that even the 1x1 top group's
+    features differ between them."""
+    rng = np.random.default_rng(0)
+    density = rng.uniform(0.05, 0.95, size=(n, 1, 1, 1))
+    return (rng.uniform(size=(n, 28, 28, 1)) < density).astype(np.float32)
+
+
+def test_each_groups_posterior_mean_is_the_one_the_reconstruction_decodes():
+    model = build_vae(_config(hierarchy="1x1,7x1"), (28, 28, 1))
+    gradcheck.jitter_weights(model, scale=0.05)
+    x = tf.constant(_varied_images(6))
+    top_mean, second_mean = model.group_means(x)
+    assert top_mean.shape == (6, 2) and second_mean.shape == (6, 7 * 7 * 2)
+    np.testing.assert_allclose(top_mean, model.encode(x)[0], rtol=1e-6)  # encode is the top group
+    # The second group by hand: its prior and posterior with the top group at its mean.
+    _, features = model._features(x)
+    top, second = model.top_down.groups
+    h = top.merge(tf.zeros([6, 1, 1, 8]), tf.reshape(top_mean, [6, 1, 1, 2]))
+    _, h = second.prior(hierarchical._resize(h, 7), tf.float32)
+    q = second.posterior(h, features, tf.float32)
+    np.testing.assert_allclose(second_mean, tf.reshape(q.mean, [6, -1]), rtol=1e-5, atol=1e-6)
+    assert np.abs(second_mean).max() > 1e-3
+
+
+def test_active_units_are_counted_per_group_and_summed():
+    model = build_vae(_config(), (28, 28, 1))
+    gradcheck.jitter_weights(model, scale=0.1)
+    x = _varied_images(40)
+    logs = {}
+    monitor = callbacks.CollapseMonitor(x, batch_size=16)  # 16 + 16 + 8 images
+    monitor.set_model(model)
+    monitor.on_epoch_end(0, logs)
+    # Numpy's count of the means' variances above the threshold, group by group.
+    means = [_numpy(m) for m in model.group_means(tf.constant(x))]
+    expected = [int(np.sum(np.var(m, axis=0) > ACTIVE_UNITS_THRESHOLD)) for m in means]
+    assert [logs[f"active_units_group{g}"] for g in range(3)] == expected
+    assert logs["active_units"] == sum(expected)
+    assert expected[0] == 0 and 0 < sum(expected) < 2 + 98 + 392  # neither none nor all
+
+    # The flat VAE logs its code's count alone, as before.
+    flat = build_vae(tiny_config(precision="float32"), (28, 28, 1))
+    logs = {}
+    monitor.set_model(flat)
+    monitor.on_epoch_end(0, logs)
+    mean = _numpy(flat.encode(x)[0])
+    assert set(logs) == {"active_units", "step"}
+    assert logs["active_units"] == int(np.sum(np.var(mean, axis=0) > ACTIVE_UNITS_THRESHOLD))
+
+
+def _epoch_line(model, logs, capsys) -> str:
+    summary = callbacks.EpochSummary()
+    summary.set_model(model)
+    summary.set_params({"epochs": 2, "steps": 20})
+    summary.on_epoch_end(0, logs)
+    return capsys.readouterr().out.strip()
+
+
+def test_the_epoch_line_shows_each_groups_kl_and_active_units(capsys):
+    model = build_vae(_config(), (28, 28, 1))
+    logs = {"loss": 250.0, "reconstruction": 220.0, "kl": 30.0, "val_loss": 251.0,
+            "val_reconstruction": 221.0, "val_kl": 30.0, "active_units": 43,
+            "kl_group0": 0.5, "kl_group1": 20.0, "kl_group2": 9.5,
+            "val_kl_group0": 0.44, "val_kl_group1": 21.26, "val_kl_group2": 8.3,
+            "active_units_group0": 0, "active_units_group1": 40, "active_units_group2": 3}
+    line = _epoch_line(model, logs, capsys)
+    assert line.endswith(" - active units 43/492 - groups (validation KL nats, active units): "
+                         "1x1 0.4/0 of 2 UNUSED | 7x7 21.3/40 of 98 | 14x14 8.3/3 of 392")
+    # Without a validation split, the training KL.
+    del logs["val_kl_group0"], logs["val_kl_group1"], logs["val_kl_group2"]
+    assert _epoch_line(model, logs, capsys).endswith(
+        "groups (KL nats, active units): 1x1 0.5/0 of 2 UNUSED | 7x7 20.0/40 of 98 "
+        "| 14x14 9.5/3 of 392")
+    # The flat VAE's line is as it was.
+    flat = build_vae(tiny_config(precision="float32"), (28, 28, 1))
+    assert _epoch_line(flat, {"loss": 1.0, "reconstruction": 0.5, "kl": 0.5,
+                              "active_units": 3}, capsys).endswith(" - active units 3/4")
+
+
 def test_free_bits_apply_per_group_scaled_by_its_size():
     config = _config(hierarchy="1x1,7x1", free_bits=0.5)
     model = build_vae(config, (28, 28, 1))
@@ -147,10 +229,21 @@ def hierarchical_run(tmp_path_factory):
     return config, train.run(config)["run_dir"]
 
 
-def test_the_run_logs_each_groups_kl_and_draws_its_pictures(hierarchical_run):
+def test_the_run_logs_each_groups_kl_and_draws_its_pictures(hierarchical_run, capsys):
     config, run_dir = hierarchical_run
     header = open(os.path.join(run_dir, "metrics.csv")).readline().strip().split(",")
     assert {f"{p}kl_group{g}" for p in ("", "val_") for g in range(3)} <= set(header)
+    assert {f"active_units_group{g}" for g in range(3)} <= set(header)
+    # Each epoch's line, from the run's own logged values.
+    final = report_page.load_run(run_dir).rows[-1]
+    assert final["active_units"] == sum(final[f"active_units_group{g}"] for g in range(3))
+    line = _epoch_line(load_vae(run_dir), final, capsys)
+    for g, (side, units) in enumerate([(1, 2), (7, 98), (14, 392)]):
+        assert (f"{side}x{side} {final[f'val_kl_group{g}']:.1f}/"
+                f"{final[f'active_units_group{g}']:.0f} of {units}") in line
+    # The report's table of the groups.
+    page = open(os.path.join(run_dir, "report.html")).read()
+    assert "<h2>Latent groups</h2>" in page and "<td>14x14</td>" in page
     for kind in ("recon", "samples", "traversal"):
         assert os.path.exists(os.path.join(run_dir, "images", f"{kind}_epoch_0002.png"))
 
@@ -175,7 +268,7 @@ def test_iwae_with_one_sample_is_the_elbo_estimate_of_the_same_noise(hierarchica
     _, run_dir = hierarchical_run
     run = TrainedRun(run_dir)
     images = run.test_images(16)
-    rec, kl, nll = evaluation.importance_bounds(run, images, num_samples=1, seed=5)
+    rec, kl, nll, kl_groups = evaluation.importance_bounds(run, images, num_samples=1, seed=5)
 
     # The same noise, drawn here from the export's documented seeds: image n's group g
     # from the stateless seed (5, n) folded with g + 1.
@@ -190,6 +283,7 @@ def test_iwae_with_one_sample_is_the_elbo_estimate_of_the_same_noise(hierarchica
     model_rec, model_kl = model.elbo_terms(tf.constant(images), eps=eps)
     np.testing.assert_allclose(rec, model_rec.numpy(), rtol=1e-4)
     np.testing.assert_allclose(kl, model_kl.numpy().sum(-1), rtol=1e-4)
+    np.testing.assert_allclose(kl_groups, model_kl.numpy(), rtol=1e-4, atol=1e-5)
     # K = 1: -log w = -log p(x|z) + log q(z|x) - log p(z) at that z, whose mean over
     # images is the ELBO's (the analytic KL) up to sampling noise.
     seeds = np.stack([np.full(16, 5), np.arange(16)], 1)
@@ -199,12 +293,31 @@ def test_iwae_with_one_sample_is_the_elbo_estimate_of_the_same_noise(hierarchica
     assert abs(gap.mean()) < 4 * gap.std() / np.sqrt(len(gap)) + 1e-3
 
 
+def test_evaluate_reports_each_groups_kl_and_active_units(hierarchical_run):
+    _, run_dir = hierarchical_run
+    run = TrainedRun(run_dir)
+    r = evaluation.evaluate(run, num_samples=4, num_images=40)
+    assert [(g["side"], g["units"]) for g in r["groups"]] == [(1, 2), (7, 98), (14, 392)]
+    assert sum(g["kl"] for g in r["groups"]) == pytest.approx(r["kl"], rel=1e-6)
+    # The export's group means: the top one is encode's; each group's count is numpy's.
+    images = run.test_images(40)
+    means = run.group_means(images)
+    np.testing.assert_allclose(means[0], run.encode(images)[0], rtol=1e-6)
+    expected = [int(np.sum(np.var(_numpy(m), axis=0) > ACTIVE_UNITS_THRESHOLD)) for m in means]
+    assert [g["active_units"] for g in r["groups"]] == expected
+    assert r["active_units"] == sum(expected)
+    table = evaluation.format_table(r)
+    assert f"active units        {sum(expected)} of 492" in table
+    assert "group 2 (14x14)" in table
+
+
 def test_evaluate_reports_the_bounds_over_all_groups(hierarchical_run):
     _, run_dir = hierarchical_run
     result = run_module("vae_tf.evaluate", f"--run_dir={run_dir}", "--num_images=40",
                         "--num_importance_samples=8")
     assert result.returncode == 0, result.stderr[-3000:]
     values = json.loads(open(os.path.join(run_dir, "eval.json")).read())
+    assert [set(g) for g in values["groups"]] == [{"side", "units", "kl", "active_units"}] * 3
     # IWAE's bound is tighter than the ELBO on average, both in nats of binary images.
     assert 0 < values["nll_iwae"] <= values["neg_elbo"] + 1.0
     assert values["neg_elbo"] == pytest.approx(values["reconstruction"] + values["kl"])

@@ -433,3 +433,8 @@ def parse_hierarchy(spec: str) -> List[Tuple[int, int]]:
         raise ValueError(f"--hierarchy={spec!r}: resolutions must grow strictly from the "
                          "top (coarsest) to the bottom.")
     return levels
+
+
+def group_sides(spec: str) -> List[int]:
+    """'1x1,7x2,14x2' -> [1, 7, 7, 14, 14]: each latent group's side, top first."""
+    return [resolution for resolution, groups in parse_hierarchy(spec) for _ in range(groups)]

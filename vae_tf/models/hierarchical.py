@@ -39,7 +39,7 @@ import keras
 import tensorflow as tf
 from keras import layers
 
-from vae_tf.config import Config, parse_hierarchy
+from vae_tf.config import Config, group_sides, parse_hierarchy
 from vae_tf.errors import UserError
 from vae_tf.models import gaussian
 from vae_tf.models.architectures.resnet import ResidualBlock
@@ -174,7 +174,7 @@ class Hierarchy:
         check_hierarchy(levels, image_shape)
         self.image_side = image_shape[0]
         self.resolutions = [r for r, _ in levels]
-        self.group_sides = [r for r, groups in levels for _ in range(groups)]
+        self.group_sides = group_sides(config.hierarchy)
         self.channels = config.latent_dim
         chain = halvings(self.image_side)
         # Sides with residual blocks: the bottom-up path's, from half the image's
@@ -237,11 +237,11 @@ class TopDown(layers.Layer):
         """The posterior path: each group's z from q(z_g | x, z_<g), top first, given
         the bottom-up `features` (top first): a sample with noise `draw(shape)`, or
         the mean when `draw` is None. Returns the likelihood's parameters, the KL per
-        group [N, groups] and log p(z) - log q(z|x) [N]."""
+        group [N, groups], log p(z) - log q(z|x) [N] and each group's q (top first)."""
         stats_dtype = self.variable_dtype
         features_at = dict(zip(self.hierarchy.resolutions, features))
         h = self._start(tf.shape(features[0])[0])
-        kls, log_ratio = [], 0.0
+        kls, log_ratio, posteriors = [], 0.0, []
         for group, side in zip(self.groups, self.hierarchy.group_sides):
             h = _resize(h, side)
             p, h = group.prior(h, stats_dtype)
@@ -250,8 +250,9 @@ class TopDown(layers.Layer):
             z = q.mean if draw is None else q.sample(gaussian.noise_like(draw, q.mean))
             kls.append(_sum_map(q.kl(p)))
             log_ratio += _sum_map(p.log_prob(z)) - _sum_map(q.log_prob(z))
+            posteriors.append(q)
             h = group.merge(h, z, training=training)
-        return self._output(h, training), tf.stack(kls, axis=-1), log_ratio
+        return self._output(h, training), tf.stack(kls, axis=-1), log_ratio, posteriors
 
     @_scoped
     def prior(self, batch, draw=None, temperatures=None, top=None, training=False):
@@ -310,7 +311,8 @@ class HierarchicalVAE(VAE):
     several resolutions, each group's prior and posterior conditioned on the groups
     above (the module docstring says what encode, decode and sampling mean here).
 
-    The KL is logged in total and per group (kl_group0 is the top group).
+    The KL is logged in total and per group (kl_group0 is the top group), and so
+    are the active units (from group_means).
     """
 
     def _build_networks(self, config: Config, output_channels: int) -> int:
@@ -345,7 +347,13 @@ class HierarchicalVAE(VAE):
         """Every group from its posterior; the KL per group, each analytic given the
         groups above it as sampled."""
         features = [repeat_examples(f, num) for f in self._features(images, training=training)]
-        return self.top_down.posterior(features, draw, training=training)
+        return self.top_down.posterior(features, draw, training=training)[:3]
+
+    def group_means(self, images):
+        """Each group's posterior mean, flattened [N, size_g], top first: q(z_g | x, z_<g)
+        with the groups above at their posterior means (the reconstruction's path)."""
+        _, _, _, posteriors = self.top_down.posterior(self._features(images), None)
+        return [tf.reshape(q.mean, [-1, math.prod(q.mean.shape[1:])]) for q in posteriors]
 
     def prior_pass(self, num, draw, temperature):
         """Every group from its prior at `temperature` (one value, or one per group);

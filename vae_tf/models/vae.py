@@ -42,6 +42,8 @@ class VAE(keras.Model):
                               the likelihood's parameters at `num` draws of the prior
       noise_shapes(), kl_part_names()
                               the noise a posterior pass draws; the KL parts logged
+      group_means(images)     each latent group's posterior mean, flattened, top first
+                              (active units are counted per group)
 
     `draw(shape)` is the noise (see vae_tf/models/gaussian.py); None means the means.
 
@@ -120,6 +122,11 @@ class VAE(keras.Model):
         q = gaussian.DiagonalGaussian.from_stats(h)
         return q.mean, q.logvar
 
+    def group_means(self, images):
+        """The posterior means of each latent group, [N, size_g] top first: here one
+        group, encode's mean."""
+        return [self.encode(images)[0]]
+
     def decoder_output(self, z, training=False):
         """The decoder's raw output, the likelihood's parameters, in the variable dtype."""
         return tf.cast(self.decoder(z, training=training), self.variable_dtype)
@@ -187,13 +194,14 @@ class VAE(keras.Model):
     def importance_terms(self, images, seeds, first, num):
         """Samples first .. first+num-1 of q(z|x) for each image (image i's drawn
         from the stateless seeds[i]): log p(x|z_k), the log importance weight
-        log w_k = log p(x|z_k) + log p(z_k) - log q(z_k|x) and the ELBO's KL term,
-        each [N, num] in nats."""
+        log w_k = log p(x|z_k) + log p(z_k) - log q(z_k|x), each [N, num], and the
+        ELBO's KL term in parts (per latent dimension, or per group) [N, num, parts],
+        in nats."""
         params, kl_parts, log_ratio = self.posterior_pass(
             images, gaussian.per_image_draw(seeds, first, num), num)
         ll = -self._nll(repeat_examples(images, num), params, training=False)
-        kl = tf.reduce_sum(kl_parts, axis=-1)
-        return tuple(tf.reshape(t, [-1, num]) for t in (ll, ll + log_ratio, kl))
+        return (tf.reshape(ll, [-1, num]), tf.reshape(ll + log_ratio, [-1, num]),
+                tf.reshape(kl_parts, [-1, num, kl_parts.shape[-1]]))
 
     # Checkpoints hold the latent noise generator's state after the model's own
     # variables, so that a resumed run draws the noise an uninterrupted one would.

@@ -132,7 +132,11 @@ class CollapseMonitor(keras.callbacks.Callback):
                   schedule reads; the x axis of the report's curves)
     active_units  latent dimensions whose posterior mean varies across a fixed set
                   of validation images by more than latent.ACTIVE_UNITS_THRESHOLD (Burda
-                  et al. 2016); posterior collapse shows as this count falling
+                  et al. 2016); posterior collapse shows as this count falling. For a
+                  hierarchy, the total over its groups
+    active_units_group{g}
+                  (a hierarchy) the count of group g (0 is the top), its posterior
+                  evaluated with the groups above at their posterior means
     """
 
     def __init__(self, test_images: np.ndarray, batch_size: int):
@@ -143,9 +147,15 @@ class CollapseMonitor(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is None:
             return
-        means = [np.asarray(self.model.encode(self.test_images[i:i + self.batch_size])[0])
-                 for i in range(0, len(self.test_images), self.batch_size)]
-        logs["active_units"] = latent.active_units(np.concatenate(means))
+        batches = [self.model.group_means(self.test_images[i:i + self.batch_size])
+                   for i in range(0, len(self.test_images), self.batch_size)]
+        counts = [latent.active_units(np.concatenate([np.asarray(m) for m in group]))
+                  for group in zip(*batches)]
+        logs["active_units"] = sum(counts)
+        # Per group wherever the KL is logged per group: a hierarchy's top group alone
+        # can be collapsed while the groups below it carry the information.
+        if self.model.kl_part_names():
+            logs.update({f"active_units_group{g}": n for g, n in enumerate(counts)})
         logs["step"] = int(self.model.training_steps.numpy())
 
 
@@ -294,6 +304,8 @@ class EpochSummary(keras.callbacks.Callback):
 
     Epoch 3/10 - 12 s (95 ms/step) - loss 250.12 nats (reconstruction 220.10 + KL 30.02,
     KL weight 1) - validation loss 251.30 (220.88 + 30.42) - active units 12/16
+
+    and for a hierarchy each group after the totals (`_groups_summary`).
     """
 
     def on_epoch_end(self, epoch, logs=None):
@@ -313,9 +325,32 @@ class EpochSummary(keras.callbacks.Callback):
             parts.append(f"validation {logs['val_bits_per_dim']:.3f} bits/dim")
         if logs.get("skipped_updates"):
             parts.append(f"{logs['skipped_updates']:.0f} updates skipped")
+        hierarchy = getattr(self.model, "hierarchy", None)
+        units = self.model.latent_dim if hierarchy is None else sum(hierarchy.group_sizes())
         if "active_units" in logs:
-            parts.append(f"active units {logs['active_units']:.0f}/{self.model.latent_dim}")
+            parts.append(f"active units {logs['active_units']:.0f}/{units}")
+        if hierarchy is not None and "active_units_group0" in logs:
+            parts.append(_groups_summary(logs, hierarchy.group_sides, hierarchy.group_sizes()))
         print(" - ".join(parts), flush=True)
+
+
+def _groups_summary(logs: dict, sides: list, sizes: list) -> str:
+    """Each latent group's side, KL (the validation split's where it was logged) and
+    active units of its units, top first:
+
+    groups (validation KL nats, active units): 1x1 0.4/0 of 16 UNUSED | 4x4 21.3/40 of 256
+
+    UNUSED marks a group with no active unit: its code does not vary with the image,
+    whatever nats its KL shows.
+    """
+    split = "val_" if "val_kl_group0" in logs else ""
+    cells = []
+    for g, (side, size) in enumerate(zip(sides, sizes)):
+        active = logs[f"active_units_group{g}"]
+        cells.append(f"{side}x{side} {logs[f'{split}kl_group{g}']:.1f}/{active:.0f} of {size}"
+                     + (" UNUSED" if active == 0 else ""))
+    name = "validation KL" if split else "KL"
+    return f"groups ({name} nats, active units): " + " | ".join(cells)
 
 
 def _csv_value(value) -> str:

@@ -24,6 +24,13 @@
 For --architecture=hierarchical, `latent` is the top group (flattened), `decode` sets
 the groups below it at their prior means, and `reconstruct` every group at its
 posterior mean; log_likelihood(images, z) is that of `decode(z)`'s distribution.
+Its export also has
+
+  group_means(images) -> mean_group0, mean_group1, ... [N, side_g * side_g * channels]:
+                         each group's posterior mean (flattened as `encode`'s), top
+                         first, the groups above at theirs (the path of `reconstruct`)
+
+and log_weights also gives kl_groups [N, num, groups], the KL term of each group.
 
 `serving_default` is `reconstruct`, so the default endpoint never samples.
 
@@ -85,9 +92,18 @@ def export_saved_model(model, path: str, precision: str = "float32") -> str:
     def sample(num, seed, temperature):
         return {"images": model.sample_images(num, seed, temperature)}
 
+    groups = model.kl_part_names()  # a hierarchy's groups; none for the flat VAE
+
     def log_weights(images, seeds, first, num):
-        ll, log_weight, kl = model.importance_terms(images, seeds, first, num)
-        return {"log_likelihood": ll, "log_weight": log_weight, "kl": kl}
+        ll, log_weight, kl_parts = model.importance_terms(images, seeds, first, num)
+        out = {"log_likelihood": ll, "log_weight": log_weight,
+               "kl": tf.reduce_sum(kl_parts, axis=-1)}
+        if groups:
+            out["kl_groups"] = kl_parts
+        return out
+
+    def group_means(images):
+        return {f"mean_group{g}": mean for g, mean in enumerate(model.group_means(images))}
 
     archive = keras.export.ExportArchive()
     archive.track(model)
@@ -106,6 +122,9 @@ def export_saved_model(model, path: str, precision: str = "float32") -> str:
     archive.add_endpoint("log_weights", log_weights, input_signature=[
         image_spec, tf.TensorSpec([None, 2], tf.int64, name="seeds"),
         scalar(tf.int32, "first"), scalar(tf.int32, "num")])
+    if groups:
+        # What evaluate counts each group's active units from.
+        archive.add_endpoint("group_means", group_means, input_signature=[image_spec])
     verbosity = logging.get_verbosity()
     logging.set_verbosity(logging.WARNING)  # the SavedModel writer logs each function at INFO
     try:

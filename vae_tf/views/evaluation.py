@@ -8,6 +8,7 @@ import time
 import numpy as np
 from tqdm import tqdm
 
+from vae_tf.config import group_sides
 from vae_tf.views.latent import ACTIVE_UNITS_THRESHOLD, active_units
 
 
@@ -21,7 +22,8 @@ def _log_mean_exp(values: np.ndarray) -> np.ndarray:
 def _make_log_weights(run):
     """A function: (images [n,...], seeds [n,2], first, num) -> log p(x|z_k), log w_k
     and the ELBO's KL term for samples k = first .. first+num-1 of each image, each
-    [n, num], in one batched call of the export's log_weights signature.
+    [n, num], and that KL term per latent group [n, num, groups] (a flat model's is
+    one group), in one batched call of the export's log_weights signature.
 
     Image i's samples come from its own seed, so the figures do not depend on how
     the images are split into calls.
@@ -31,7 +33,8 @@ def _make_log_weights(run):
 
         def log_weights(images, seeds, first, num):
             out = signature(images=images, seeds=seeds, first=first, num=num)
-            return out["log_likelihood"], out["log_weight"], out["kl"]
+            kl_groups = out["kl_groups"] if "kl_groups" in out else out["kl"][..., None]
+            return out["log_likelihood"], out["log_weight"], out["kl"], kl_groups
 
         return log_weights
     return _legacy_log_weights(run)
@@ -66,8 +69,8 @@ def _legacy_log_weights(run):
         ll = tf.reshape(ll, [n, num])
         log_prior = tf.reduce_sum(DiagonalGaussian.standard(z).log_prob(z), axis=-1)
         log_q = tf.reduce_sum(q.noise_log_prob(eps), axis=-1)
-        kl = tf.reduce_sum(q.kl_standard(), axis=-1)
-        return ll, ll + log_prior - log_q, tf.repeat(kl, num, axis=1)
+        kl = tf.repeat(tf.reduce_sum(q.kl_standard(), axis=-1), num, axis=1)
+        return ll, ll + log_prior - log_q, kl, kl[..., None]
 
     return log_weights
 
@@ -76,7 +79,7 @@ def importance_bounds(run, images, num_samples: int, seed: int = 0,
                       decoder_batch_size: int = 10000):
     """Per-image E_q[-log p(x|z)], the ELBO's KL term (its average over the K samples
     for a hierarchy, whose KL depends on the sampled groups) and NLL_IWAE(K), each [N]
-    in nats.
+    in nats, and the KL term per latent group [N, groups] (a flat model: one group).
 
     Images go in groups sized so that one decoder call sees about `decoder_batch_size`
     (image, sample) pairs; when K alone exceeds it, the samples are split into
@@ -86,28 +89,31 @@ def importance_bounds(run, images, num_samples: int, seed: int = 0,
     log_weights = _make_log_weights(run)
     per_call = min(num_samples, decoder_batch_size)
     group = max(1, decoder_batch_size // num_samples)
-    rec, kl, nll = [], [], []
+    rec, kl, nll, kl_groups = [], [], [], []
     # A progress bar with the time left: K=1000 on 10,000 images takes minutes.
     bar = tqdm(total=len(images), desc=f"IWAE K={num_samples}", unit="img",
                mininterval=2.0)
     for start in range(0, len(images), group):
         x = images[start:start + group]
         seeds = np.stack([np.full(len(x), seed), np.arange(start, start + len(x))], axis=1)
-        lls, lws, kls = [], [], []
+        lls, lws, kls, kgs = [], [], [], []
         for first in range(0, num_samples, per_call):
-            ll, lw, k = log_weights(x, seeds, np.int32(first),
-                                    np.int32(min(per_call, num_samples - first)))
+            ll, lw, k, kg = log_weights(x, seeds, np.int32(first),
+                                        np.int32(min(per_call, num_samples - first)))
             lls.append(ll.numpy())
             lws.append(lw.numpy())
             kls.append(k.numpy())
+            kgs.append(kg.numpy())
         rec.append(-np.concatenate(lls, axis=1).astype(np.float64).mean(axis=1))
         kl.append(np.concatenate(kls, axis=1).astype(np.float64).mean(axis=1))
+        kl_groups.append(np.concatenate(kgs, axis=1).astype(np.float64).mean(axis=1))
         nll.append(-_log_mean_exp(np.concatenate(lws, axis=1)))
         bar.update(len(x))
         bar.set_postfix_str(f"NLL_IWAE so far {np.concatenate(nll).mean():.2f} nats",
                             refresh=False)
     bar.close()
-    return np.concatenate(rec), np.concatenate(kl), np.concatenate(nll)
+    return (np.concatenate(rec), np.concatenate(kl), np.concatenate(nll),
+            np.concatenate(kl_groups))
 
 
 def evaluate(run, num_samples: int = 100, num_images: int = 0, seed: int = 0,
@@ -126,14 +132,16 @@ def evaluate(run, num_samples: int = 100, num_images: int = 0, seed: int = 0,
         "num_images": len(images), "model": config.model, "likelihood": likelihood,
         "num_importance_samples": None, "seed": seed,
         "neg_elbo": None, "reconstruction": None, "kl": None, "nll_iwae": None,
-        "neg_elbo_bits_per_dim": None, "nll_iwae_bits_per_dim": None,
+        "neg_elbo_bits_per_dim": None, "nll_iwae_bits_per_dim": None, "groups": None,
     }
+    kl_groups = None
     if config.model == "ae":
         # No posterior to sample or weigh: only the reconstruction term at the code.
         ll = run.log_likelihood(images, mean).astype(np.float64)
         results["reconstruction"] = float(-ll.mean())
     else:
-        rec, kl, nll = importance_bounds(run, images, num_samples, seed, decoder_batch_size)
+        rec, kl, nll, kl_groups = importance_bounds(run, images, num_samples, seed,
+                                                    decoder_batch_size)
         results.update(num_importance_samples=num_samples, reconstruction=float(rec.mean()),
                        kl=float(kl.mean()), neg_elbo=float((rec + kl).mean()),
                        nll_iwae=float(nll.mean()))
@@ -146,6 +154,17 @@ def evaluate(run, num_samples: int = 100, num_images: int = 0, seed: int = 0,
     # The same count as training's CollapseMonitor (Burda et al. 2016).
     results["active_units"] = active_units(mean)
     results["active_unit_threshold"] = ACTIVE_UNITS_THRESHOLD
+    group_means = run.group_means(images)
+    if group_means is not None:
+        # A hierarchy: every group counts, as in training (the top group alone can be
+        # collapsed while the groups below carry the image).
+        counts = [active_units(m) for m in group_means]
+        results["active_units"] = sum(counts)
+        results["groups"] = [
+            {"side": side, "units": m.shape[1], "active_units": n,
+             "kl": None if kl_groups is None else float(kl_groups[:, g].mean())}
+            for g, (side, m, n) in enumerate(zip(group_sides(config.hierarchy), group_means,
+                                                 counts))]
     results["seconds"] = round(time.perf_counter() - start, 1)
     return results
 
@@ -157,14 +176,22 @@ def format_table(r: dict) -> str:
         return f"{value:9.2f} nats" + (f"  ({bits:.4f} bits/dim)" if bits is not None else "")
 
     k = r["num_importance_samples"]
+    groups = r.get("groups") or []  # a hierarchy's
+    units = sum(g["units"] for g in groups) if groups else r["latent_dim"]
     rows = [
         ("negative ELBO", nats(r["neg_elbo"], r["neg_elbo_bits_per_dim"])),
         (f"NLL_IWAE (K={k})", nats(r["nll_iwae"], r["nll_iwae_bits_per_dim"])),
         ("reconstruction", nats(r["reconstruction"], None)),
         ("KL", nats(r["kl"], None)),
         ("MSE per pixel", f"{r['mse']:.5f}"),
-        ("active units", f"{r['active_units']} of {r['latent_dim']}"),
+        ("active units", f"{r['active_units']} of {units}"),
     ]
+    for g, group in enumerate(groups):
+        side = group["side"]
+        kl = "n/a" if group["kl"] is None else f"{group['kl']:9.2f} nats"
+        rows.append((f"group {g} ({side}x{side})",
+                     f"KL {kl}, {group['active_units']} of {group['units']} units active"
+                     + ("  UNUSED" if group["active_units"] == 0 else "")))
     fid = r.get("fid")
     if fid:
         for key, name in (("samples", "FID samples"), ("reconstructions", "FID reconstructions")):

@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from PIL import Image
 
-from vae_tf.config import Config
+from vae_tf.config import Config, group_sides
 from vae_tf.run import files, rundir
 
 
@@ -265,6 +265,7 @@ def run_page(run: RunRecord) -> str:
         parts.append(_table(["metric", f"final (epoch {int(final['epoch'])})",
                              f"best (epoch {int(best['epoch'])})"],
                             [[k, final[k], best[k]] for k in _metric_names(run.rows)]))
+        parts.append(_groups_table(run))
         test = run.dir.read_test_metrics()
         if test:
             parts.append("<h2>Test split</h2><p>Evaluated once, after the last epoch "
@@ -290,6 +291,26 @@ def run_page(run: RunRecord) -> str:
     parts.append("<h2>Configuration</h2>")
     parts.append(_table(["setting", "value"], [[k, _show(v)] for k, v in sorted(run.settings.items())]))
     return _page(f"VAE run {run.name}", "\n".join(parts))
+
+
+def _groups_table(run: RunRecord) -> str:
+    """A hierarchy's latent groups at the last epoch, top first: each one's side, units,
+    KL (the validation split's where it was logged) and active units; "" for a run
+    that logged no active units per group (a flat model, an older run)."""
+    final, config = run.rows[-1], run.config
+    if config is None or "active_units_group0" not in final:
+        return ""
+    split = "val_" if "val_kl_group0" in final else ""
+    rows = []
+    for g, side in enumerate(group_sides(config.hierarchy)):
+        active = int(final[f"active_units_group{g}"])
+        rows.append([g, f"{side}x{side}", side * side * config.latent_dim,
+                     final[f"{split}kl_group{g}"], active, "unused" if active == 0 else ""])
+    return (f"<h2>Latent groups</h2><p>Epoch {int(final['epoch'])}, top group first; KL in "
+            f"nats per image{' on the validation split' if split else ''}; active units on "
+            "the fixed validation images, each group's posterior taken with the groups "
+            "above at their posterior means.</p>"
+            + _table(["group", "side", "units", "KL (nats)", "active units", ""], rows))
 
 
 def _command_outputs(run: RunRecord) -> list:

@@ -74,6 +74,15 @@ class TrainedRun:
         out = self._batched("encode", images=images)
         return out["mean"], out["logvar"]
 
+    def group_means(self, images: np.ndarray) -> Optional[list]:
+        """Each latent group's posterior mean [N, size_g], top first, the groups above
+        at theirs; None for an export without groups (a flat model's, or one made
+        before the group_means signature existed)."""
+        if "group_means" not in self.signatures:
+            return None
+        out = self._batched("group_means", images=images)
+        return [out[f"mean_group{g}"] for g in range(len(out))]
+
     def decode(self, z: np.ndarray) -> np.ndarray:
         """The decoder's mean at codes z [N, latent]: images [N, H, W, C] in [0, 1]."""
         return self._batched("decode", z=z)["images"]
