@@ -3,8 +3,8 @@
     python benchmarks/equal_time.py outputs/<new run> outputs/<old run> [...]
 
 For each run: its epochs, its training time (the sum of the logged epoch_seconds:
-training, the test loss and the per-epoch callbacks), and its test loss at the end;
-then every run's test loss at the epoch that ended closest to (not after) the
+training, the validation loss and the per-epoch callbacks), and its last validation loss;
+then every run's validation loss at the epoch that ended closest to (not after) the
 shortest run's total time. Losses are nats per image; bits per dimension are
 exact for discrete likelihoods. For a density on [0, 1] pixels (gaussian, laplace)
 bits/dim are given as the density times the 1/255 width of an 8-bit bin, marked
@@ -43,7 +43,7 @@ def main(paths):
         at = max(i for i, t in enumerate(elapsed) if t <= budget + 1e-6)
         last, same = rows[-1], rows[at]
         print(f"{path}: {config.architecture}/{config.recon_loss}, {len(rows)} epochs in "
-              f"{elapsed[-1] / 60:.1f} min, test loss {last['val_loss']:.1f} nats "
+              f"{elapsed[-1] / 60:.1f} min, validation loss {last['val_loss']:.1f} nats "
               f"({bits_per_dim(last['val_loss'], config, dims)} bits/dim); at "
               f"{elapsed[at] / 60:.1f} min (epoch {int(same['epoch'])}): "
               f"{same['val_loss']:.1f} nats ({bits_per_dim(same['val_loss'], config, dims)} "
