@@ -237,7 +237,7 @@ class TopDown(layers.Layer):
         """The posterior path: each group's z from q(z_g | x, z_<g), top first, given
         the bottom-up `features` (top first): a sample with noise `draw(shape)`, or
         the mean when `draw` is None. Returns the likelihood's parameters, the KL per
-        group [N, groups], log p(z) - log q(z|x) [N] and each group's q (top first)."""
+        group [N, groups], log p(z) - log q(z|x) [N] and each group's (q, p), top first."""
         stats_dtype = self.variable_dtype
         features_at = dict(zip(self.hierarchy.resolutions, features))
         h = self._start(tf.shape(features[0])[0])
@@ -250,7 +250,7 @@ class TopDown(layers.Layer):
             z = q.mean if draw is None else q.sample(gaussian.noise_like(draw, q.mean))
             kls.append(_sum_map(q.kl(p)))
             log_ratio += _sum_map(p.log_prob(z)) - _sum_map(q.log_prob(z))
-            posteriors.append(q)
+            posteriors.append((q, p))
             h = group.merge(h, z, training=training)
         return self._output(h, training), tf.stack(kls, axis=-1), log_ratio, posteriors
 
@@ -350,10 +350,16 @@ class HierarchicalVAE(VAE):
         return self.top_down.posterior(features, draw, training=training)[:3]
 
     def group_means(self, images):
-        """Each group's posterior mean, flattened [N, size_g], top first: q(z_g | x, z_<g)
-        with the groups above at their posterior means (the reconstruction's path)."""
-        _, _, _, posteriors = self.top_down.posterior(self._features(images), None)
-        return [tf.reshape(q.mean, [-1, math.prod(q.mean.shape[1:])]) for q in posteriors]
+        """Each group's posterior mean in its prior's units, (mean_q - mean_p) / std_p,
+        flattened [N, size_g], top first: q(z_g | x, z_<g) and p(z_g | z_<g) with the
+        groups above at their posterior means (the reconstruction's path). The top
+        group's prior is N(0, I), so its values are encode's means; below it, the
+        prior's units make active units mean the same as for N(0, I): a group whose
+        posterior sits at a fixed offset from its prior for every image, or follows
+        it, carries nothing about the image however many nats it costs."""
+        _, _, _, pairs = self.top_down.posterior(self._features(images), None)
+        return [tf.reshape((q.mean - p.mean) * tf.exp(-0.5 * p.logvar),
+                           [-1, math.prod(q.mean.shape[1:])]) for q, p in pairs]
 
     def prior_pass(self, num, draw, temperature):
         """Every group from its prior at `temperature` (one value, or one per group);

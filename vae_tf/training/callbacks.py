@@ -136,7 +136,8 @@ class CollapseMonitor(keras.callbacks.Callback):
                   hierarchy, the total over its groups
     active_units_group{g}
                   (a hierarchy) the count of group g (0 is the top), its posterior
-                  evaluated with the groups above at their posterior means
+                  mean measured from its prior's in the prior's standard deviations
+                  (the groups above at their posterior means)
     """
 
     def __init__(self, test_images: np.ndarray, batch_size: int):

@@ -27,7 +27,8 @@ posterior mean; log_likelihood(images, z) is that of `decode(z)`'s distribution.
 Its export also has
 
   group_means(images) -> mean_group0, mean_group1, ... [N, side_g * side_g * channels]:
-                         each group's posterior mean (flattened as `encode`'s), top
+                         each group's posterior mean in its prior's units,
+                         (mean_q - mean_p) / std_p (flattened as `encode`'s), top
                          first, the groups above at theirs (the path of `reconstruct`)
 
 and log_weights also gives kl_groups [N, num, groups], the KL term of each group.
