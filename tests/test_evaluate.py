@@ -101,3 +101,11 @@ def test_autoencoder_baseline(tmp_path):
     assert values["neg_elbo"] is None and values["nll_iwae"] is None
     assert values["reconstruction"] > 0 and 0 < values["mse"] < 0.25
     assert os.path.isfile(os.path.join(result["run_dir"], "images", "samples.gif"))
+
+
+def test_decoder_calls_are_sized_by_the_image_unless_given():
+    # 10,000 pairs of 28x28 images, as many pixel values of 64x64 RGB ones.
+    assert evaluation.decoder_pairs(0, (28, 28, 1)) == 10000
+    assert evaluation.decoder_pairs(0, (64, 64, 3)) == 10000 * 784 // 12288 == 638
+    assert evaluation.decoder_pairs(0, (4096, 4096, 3)) == 1
+    assert evaluation.decoder_pairs(250, (64, 64, 3)) == 250

@@ -22,7 +22,8 @@ from absl import flags
 
 from vae_tf import cli
 from vae_tf.run import files
-from vae_tf.views.evaluation import evaluate, format_table
+from vae_tf.errors import UserError
+from vae_tf.views.evaluation import decoder_pairs, evaluate, format_table
 
 
 FLAGS = flags.FLAGS
@@ -41,8 +42,15 @@ def main(argv):
         from vae_tf.views import inception
 
         network = inception.Inception(inception.network_file(FLAGS.fid_weights))
-    results = evaluate(run, FLAGS.num_importance_samples, FLAGS.num_images, FLAGS.seed,
-                       FLAGS.decoder_batch_size)
+    import tensorflow as tf
+
+    try:
+        results = evaluate(run, FLAGS.num_importance_samples, FLAGS.num_images, FLAGS.seed,
+                           FLAGS.decoder_batch_size)
+    except tf.errors.ResourceExhaustedError:
+        pairs = decoder_pairs(FLAGS.decoder_batch_size, run.image_shape)
+        raise UserError(f"Out of memory with {pairs} (image, sample) pairs per decoder "
+                        f"call: give a smaller --decoder_batch_size.") from None
     if network is not None:
         from vae_tf.views import fid
 

@@ -44,8 +44,9 @@ COMMAND_FLAGS = {
     "num_images": ("integer", 0, "Use the first this many test images; 0 means the whole "
                    "test split.", {"lower_bound": 0}),
     "decoder_batch_size": (
-        "integer", 10000, "Decoder passes per call when evaluating (images times importance "
-        "samples): larger is faster until memory runs out.", {"lower_bound": 1}),
+        "integer", 0, "Decoder passes per call when evaluating (images times importance "
+        "samples): larger is faster until memory runs out; 0 sizes them from the image "
+        "(10,000 for 28x28 images, 638 for 64x64 RGB).", {"lower_bound": 0}),
     "num": ("integer", 64, "Number of samples to draw.", {"lower_bound": 1}),
     "temperatures": ("list", [], "Comma list of temperatures (e.g. 1,0.9,0.8,0.7,0.6): "
                      "sample draws one row of --num samples at each, from the same seed, "

@@ -75,8 +75,22 @@ def _legacy_log_weights(run):
     return log_weights
 
 
+# Pixel values per decoder call when --decoder_batch_size is 0: 10,000 (image,
+# sample) pairs of 28x28 images, 638 of 64x64 RGB ones, whose hierarchical decoder
+# holds 64 channels at every pixel (10,000 of those asked for 10 GB at once).
+DECODER_VALUES = 10000 * 28 * 28
+
+
+def decoder_pairs(decoder_batch_size: int, image_shape) -> int:
+    """(image, sample) pairs per decoder call: the given number, or, for 0, as many
+    as DECODER_VALUES pixel values allow."""
+    if decoder_batch_size > 0:
+        return decoder_batch_size
+    return max(1, DECODER_VALUES // int(np.prod(image_shape)))
+
+
 def importance_bounds(run, images, num_samples: int, seed: int = 0,
-                      decoder_batch_size: int = 10000):
+                      decoder_batch_size: int = 0):
     """Per-image E_q[-log p(x|z)], the ELBO's KL term (its average over the K samples
     for a hierarchy, whose KL depends on the sampled groups) and NLL_IWAE(K), each [N]
     in nats, and the KL term per latent group [N, groups] (a flat model: one group).
@@ -87,6 +101,7 @@ def importance_bounds(run, images, num_samples: int, seed: int = 0,
     memory for N*K floats, not by the decoder's activations.
     """
     log_weights = _make_log_weights(run)
+    decoder_batch_size = decoder_pairs(decoder_batch_size, images.shape[1:])
     per_call = min(num_samples, decoder_batch_size)
     group = max(1, decoder_batch_size // num_samples)
     rec, kl, nll, kl_groups = [], [], [], []
@@ -117,7 +132,7 @@ def importance_bounds(run, images, num_samples: int, seed: int = 0,
 
 
 def evaluate(run, num_samples: int = 100, num_images: int = 0, seed: int = 0,
-             decoder_batch_size: int = 10000) -> dict:
+             decoder_batch_size: int = 0) -> dict:
     """The figures of eval.json for a `trained.TrainedRun` (see docs/evaluation.md)."""
     start = time.perf_counter()
     images = run.test_images(num_images or None)
