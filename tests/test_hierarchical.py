@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -127,8 +128,11 @@ def test_each_groups_posterior_mean_is_measured_in_its_priors_units():
 
 
 def test_active_units_are_counted_per_group_and_summed():
+    keras.utils.set_random_seed(0)  # a fixed model: the counts below depend on it
     model = build_vae(_config(), (28, 28, 1))
-    gradcheck.jitter_weights(model, scale=0.1)
+    # Far enough from the initial point that some posterior means move off their
+    # priors' in the priors' units (at 0.1, on some orders of the tests, none did).
+    gradcheck.jitter_weights(model, scale=0.3)
     x = _varied_images(40)
     logs = {}
     monitor = callbacks.CollapseMonitor(x, batch_size=16)  # 16 + 16 + 8 images
@@ -139,7 +143,7 @@ def test_active_units_are_counted_per_group_and_summed():
     expected = [int(np.sum(np.var(m, axis=0) > ACTIVE_UNITS_THRESHOLD)) for m in means]
     assert [logs[f"active_units_group{g}"] for g in range(3)] == expected
     assert logs["active_units"] == sum(expected)
-    assert expected[0] == 0 and 0 < sum(expected) < 2 + 98 + 392  # neither none nor all
+    assert 0 < sum(expected) < 2 + 98 + 392  # neither none nor all
 
     # The flat VAE logs its code's count alone, as before.
     flat = build_vae(tiny_config(precision="float32"), (28, 28, 1))
