@@ -42,8 +42,8 @@ class VAE(keras.Model):
                               the likelihood's parameters at `num` draws of the prior
       noise_shapes(), kl_part_names()
                               the noise a posterior pass draws; the KL parts logged
-      group_means(images)     each latent group's posterior mean, flattened, top first
-                              (active units are counted per group)
+      group_means(images)     each latent group's posterior mean in its prior's units,
+                              flattened, top first (active units are counted per group)
 
     `draw(shape)` is the noise (see vae_tf/models/gaussian.py); None means the means.
 

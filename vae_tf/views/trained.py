@@ -75,8 +75,8 @@ class TrainedRun:
         return out["mean"], out["logvar"]
 
     def group_means(self, images: np.ndarray) -> Optional[list]:
-        """Each latent group's posterior mean [N, size_g], top first, the groups above
-        at theirs; None for an export without groups (a flat model's, or one made
+        """Each latent group's posterior mean in its prior's units [N, size_g], top
+        first, the groups above at theirs; None for an export without groups (a flat model's, or one made
         before the group_means signature existed)."""
         if "group_means" not in self.signatures:
             return None
