@@ -20,10 +20,10 @@ def _log_mean_exp(values: np.ndarray) -> np.ndarray:
 
 
 def _make_log_weights(run):
-    """A function: (images [n,...], seeds [n,2], first, num) -> log p(x|z_k), log w_k
-    and the ELBO's KL term for samples k = first .. first+num-1 of each image, each
-    [n, num], and that KL term per latent group [n, num, groups] (a flat model's is
-    one group), in one batched call of the export's log_weights signature.
+    """A function: (images [n,...], seeds [n,2], first, num) -> log p(x|z_k) and log w_k
+    for samples k = first .. first+num-1 of each image, each [n, num], and the ELBO's
+    KL term per latent group [n, num, groups] (a flat model's is one group), in one
+    batched call of the export's log_weights signature.
 
     Image i's samples come from its own seed, so the figures do not depend on how
     the images are split into calls.
@@ -34,7 +34,7 @@ def _make_log_weights(run):
         def log_weights(images, seeds, first, num):
             out = signature(images=images, seeds=seeds, first=first, num=num)
             kl_groups = out["kl_groups"] if "kl_groups" in out else out["kl"][..., None]
-            return out["log_likelihood"], out["log_weight"], out["kl"], kl_groups
+            return out["log_likelihood"], out["log_weight"], kl_groups
 
         return log_weights
     return _legacy_log_weights(run)
@@ -70,7 +70,7 @@ def _legacy_log_weights(run):
         log_prior = tf.reduce_sum(DiagonalGaussian.standard(z).log_prob(z), axis=-1)
         log_q = tf.reduce_sum(q.noise_log_prob(eps), axis=-1)
         kl = tf.repeat(tf.reduce_sum(q.kl_standard(), axis=-1), num, axis=1)
-        return ll, ll + log_prior - log_q, kl, kl[..., None]
+        return ll, ll + log_prior - log_q, kl[..., None]
 
     return log_weights
 
@@ -104,31 +104,29 @@ def importance_bounds(run, images, num_samples: int, seed: int = 0,
     decoder_batch_size = decoder_pairs(decoder_batch_size, images.shape[1:])
     per_call = min(num_samples, decoder_batch_size)
     group = max(1, decoder_batch_size // num_samples)
-    rec, kl, nll, kl_groups = [], [], [], []
+    rec, nll, kl_groups = [], [], []
     # A progress bar with the time left: K=1000 on 10,000 images takes minutes.
     bar = tqdm(total=len(images), desc=f"IWAE K={num_samples}", unit="img",
                mininterval=2.0)
     for start in range(0, len(images), group):
         x = images[start:start + group]
         seeds = np.stack([np.full(len(x), seed), np.arange(start, start + len(x))], axis=1)
-        lls, lws, kls, kgs = [], [], [], []
+        lls, lws, kgs = [], [], []
         for first in range(0, num_samples, per_call):
-            ll, lw, k, kg = log_weights(x, seeds, np.int32(first),
-                                        np.int32(min(per_call, num_samples - first)))
+            ll, lw, kg = log_weights(x, seeds, np.int32(first),
+                                     np.int32(min(per_call, num_samples - first)))
             lls.append(ll.numpy())
             lws.append(lw.numpy())
-            kls.append(k.numpy())
             kgs.append(kg.numpy())
         rec.append(-np.concatenate(lls, axis=1).astype(np.float64).mean(axis=1))
-        kl.append(np.concatenate(kls, axis=1).astype(np.float64).mean(axis=1))
         kl_groups.append(np.concatenate(kgs, axis=1).astype(np.float64).mean(axis=1))
         nll.append(-_log_mean_exp(np.concatenate(lws, axis=1)))
         bar.update(len(x))
         bar.set_postfix_str(f"NLL_IWAE so far {np.concatenate(nll).mean():.2f} nats",
                             refresh=False)
     bar.close()
-    return (np.concatenate(rec), np.concatenate(kl), np.concatenate(nll),
-            np.concatenate(kl_groups))
+    kl_groups = np.concatenate(kl_groups)
+    return np.concatenate(rec), kl_groups.sum(axis=1), np.concatenate(nll), kl_groups
 
 
 def evaluate(run, num_samples: int = 100, num_images: int = 0, seed: int = 0,
