@@ -76,8 +76,8 @@ class TrainedRun:
 
     def group_means(self, images: np.ndarray) -> Optional[list]:
         """Each latent group's posterior mean in its prior's units [N, size_g], top
-        first, the groups above at theirs; None for an export without groups (a flat model's, or one made
-        before the group_means signature existed)."""
+        first, the groups above at theirs; None for an export without groups (a flat
+        model's, or one made before the group_means signature existed)."""
         if "group_means" not in self.signatures:
             return None
         out = self._batched("group_means", images=images)
