@@ -56,6 +56,8 @@ def test_missing_dataset_is_one_clear_line(tmp_path):
     assert result.returncode == 1
     line = _error_line(result.stderr)
     assert "No mnist IDX files" in line and "--data_dir" in line
+    # Nothing was trained, so no empty run is left to be mistaken for one (or resumed).
+    assert os.listdir(tmp_path / "out") == []
 
 
 def test_unwritable_output_dir(tmp_path):

@@ -180,6 +180,13 @@ class RunDir:
                     else:
                         os.remove(path)
 
+    def remove_if_unused(self) -> None:
+        """Removes the directory if it holds nothing but its lock: a run that failed
+        before writing a file (a missing dataset, a wrong flag) leaves no empty run
+        behind. Only for the process holding the lock."""
+        if os.path.isdir(self.path) and os.listdir(self.path) == [LOCK]:
+            shutil.rmtree(self.path, ignore_errors=True)
+
     def lock(self) -> "RunLock":
         """Takes the run's lock for this process (RunInUse when another holds it)."""
         return RunLock(self)

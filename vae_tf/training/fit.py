@@ -52,6 +52,8 @@ def run(config: Config, dataset_override=None) -> dict:
     try:
         return _train(config, dataset_override, strategy, run_dir, write_dir, resuming)
     except UserError:
+        if lock is not None:
+            run_dir.remove_if_unused()
         raise
     except Exception as e:  # noqa: BLE001  a full disk surfaces from TensorFlow as well
         disk_error = files.disk_error(e)
