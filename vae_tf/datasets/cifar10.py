@@ -53,8 +53,8 @@ def find_batches(folder: str) -> Optional[Tuple[str, str]]:
     folder its archive unpacks to inside it; None if there is none."""
     for candidate in (folder, *(os.path.join(folder, name) for name in _UNPACKED)):
         for suffix in (".bin", ""):
-            names = (*_TRAIN_BATCHES, _TEST_BATCH)
-            if all(os.path.isfile(os.path.join(candidate, n + suffix)) for n in names):
+            if all(os.path.isfile(os.path.join(candidate, name + suffix))
+                   for name in (*_TRAIN_BATCHES, _TEST_BATCH)):
                 return candidate, suffix
     return None
 

@@ -185,7 +185,8 @@ class RunDir:
         before writing a file (a missing dataset, a wrong flag) leaves no empty run
         behind. Only for the process holding the lock."""
         if os.path.isdir(self.path) and os.listdir(self.path) == [LOCK]:
-            shutil.rmtree(self.path, ignore_errors=True)
+            os.remove(self.join(LOCK))
+            os.rmdir(self.path)
 
     def lock(self) -> "RunLock":
         """Takes the run's lock for this process (RunInUse when another holds it)."""
