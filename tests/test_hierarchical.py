@@ -112,9 +112,11 @@ def test_each_groups_posterior_mean_is_measured_in_its_priors_units():
     model = build_vae(_config(hierarchy="1x1,7x1"), (28, 28, 1))
     gradcheck.jitter_weights(model, scale=0.05)
     x = tf.constant(_varied_images(6))
-    top_mean, second_mean = model.group_means(x)
+    (top_mean, top_logvar), (second_mean, second_logvar) = model.group_posteriors(x)
     assert top_mean.shape == (6, 2) and second_mean.shape == (6, 7 * 7 * 2)
-    np.testing.assert_allclose(top_mean, model.encode(x)[0], rtol=1e-6)  # encode is the top group
+    # encode is the top group.
+    np.testing.assert_allclose(top_mean, model.encode(x)[0], rtol=1e-6)
+    np.testing.assert_allclose(top_logvar, model.encode(x)[1], rtol=1e-6)
     # The second group by hand: its prior and posterior with the top group at its mean.
     _, features = model._features(x)
     top, second = model.top_down.groups
@@ -124,7 +126,15 @@ def test_each_groups_posterior_mean_is_measured_in_its_priors_units():
     # In the prior's units: (mean_q - mean_p) / std_p.
     standardized = (_numpy(q.mean) - _numpy(p.mean)) / np.exp(0.5 * _numpy(p.logvar))
     np.testing.assert_allclose(second_mean, standardized.reshape(6, -1), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(second_logvar, (_numpy(q.logvar) - _numpy(p.logvar)).reshape(6, -1),
+                               rtol=1e-5, atol=1e-6)
     assert np.abs(second_mean).max() > 1e-3 and np.abs(_numpy(p.logvar)).max() > 1e-3
+
+
+def _numpy_active_units(means, logvars) -> int:
+    means, logvars = _numpy(means).astype(np.float64), _numpy(logvars).astype(np.float64)
+    return int(np.sum(np.var(means, axis=0) > ACTIVE_UNITS_THRESHOLD
+                      * np.exp(logvars).mean(axis=0)))
 
 
 def test_active_units_are_counted_per_group_and_summed():
@@ -138,9 +148,9 @@ def test_active_units_are_counted_per_group_and_summed():
     monitor = callbacks.CollapseMonitor(x, batch_size=16)  # 16 + 16 + 8 images
     monitor.set_model(model)
     monitor.on_epoch_end(0, logs)
-    # Numpy's count of the means' variances above the threshold, group by group.
-    means = [_numpy(m) for m in model.group_means(tf.constant(x))]
-    expected = [int(np.sum(np.var(m, axis=0) > ACTIVE_UNITS_THRESHOLD)) for m in means]
+    # Numpy's count, group by group, of the means' variances above the threshold
+    # times the average posterior variance.
+    expected = [_numpy_active_units(m, v) for m, v in model.group_posteriors(tf.constant(x))]
     assert [logs[f"active_units_group{g}"] for g in range(3)] == expected
     assert logs["active_units"] == sum(expected)
     assert 0 < sum(expected) < 2 + 98 + 392  # neither none nor all
@@ -150,9 +160,8 @@ def test_active_units_are_counted_per_group_and_summed():
     logs = {}
     monitor.set_model(flat)
     monitor.on_epoch_end(0, logs)
-    mean = _numpy(flat.encode(x)[0])
     assert set(logs) == {"active_units", "step"}
-    assert logs["active_units"] == int(np.sum(np.var(mean, axis=0) > ACTIVE_UNITS_THRESHOLD))
+    assert logs["active_units"] == _numpy_active_units(*flat.encode(x))
 
 
 def _epoch_line(model, logs, capsys) -> str:
@@ -305,11 +314,12 @@ def test_evaluate_reports_each_groups_kl_and_active_units(hierarchical_run):
     r = evaluation.evaluate(run, num_samples=4, num_images=40)
     assert [(g["side"], g["units"]) for g in r["groups"]] == [(1, 2), (7, 98), (14, 392)]
     assert sum(g["kl"] for g in r["groups"]) == pytest.approx(r["kl"], rel=1e-6)
-    # The export's group means: the top one is encode's; each group's count is numpy's.
+    # The export's group posteriors: the top one is encode's; each group's count is numpy's.
     images = run.test_images(40)
-    means = run.group_means(images)
-    np.testing.assert_allclose(means[0], run.encode(images)[0], rtol=1e-6)
-    expected = [int(np.sum(np.var(_numpy(m), axis=0) > ACTIVE_UNITS_THRESHOLD)) for m in means]
+    posteriors = run.group_posteriors(images)
+    for exported, encoded in zip(posteriors[0], run.encode(images)):
+        np.testing.assert_allclose(exported, encoded, rtol=1e-6)
+    expected = [_numpy_active_units(m, v) for m, v in posteriors]
     assert [g["active_units"] for g in r["groups"]] == expected
     assert r["active_units"] == sum(expected)
     table = evaluation.format_table(r)

@@ -50,7 +50,25 @@ def test_active_units_counts_varying_means():
     means = np.stack([rng.normal(0, 1.0, 500),      # used
                       rng.normal(3, 0.05, 500),     # variance 0.0025: collapsed
                       rng.normal(0, 0.2, 500)], 1)  # variance 0.04: used
+    # Without posterior variances, or at the prior's, it is Burda et al.'s count.
     assert active_units(means) == 2
+    assert active_units(means, np.zeros_like(means)) == 2
+
+
+def test_active_units_are_measured_against_the_posteriors_spread():
+    rng = np.random.default_rng(0)
+    # Columns: codes an encoder shrank (means varying by 2e-3 around posteriors of
+    # variance 1e-6); narrow posteriors (variance 0.1) whose means vary by 5e-3; a
+    # collapsed unit (means varying by 2.5e-3 around the prior's variance); a used one.
+    means = np.stack([rng.normal(0, 0.045, 500), rng.normal(0, 0.07, 500),
+                      rng.normal(3, 0.05, 500), rng.normal(0, 1.0, 500)], 1)
+    logvars = np.log(np.array([[1e-6, 0.1, 1.0, 0.05]])).repeat(500, axis=0)
+    ratio = means.var(axis=0) / np.exp(logvars).mean(axis=0)
+    assert ratio[0] > 1000 and ratio[1] > 0.04 and ratio[2] < 0.004 and ratio[3] > 10
+    # The first two tell images apart and count, though their means vary by less than
+    # Burda et al.'s absolute 0.01 (which counts the last alone).
+    assert active_units(means, logvars) == 3
+    assert active_units(means) == 1
 
 
 def test_metrics_and_tensorboard_show_collapse_signals(runs):

@@ -312,7 +312,7 @@ class HierarchicalVAE(VAE):
     above (the module docstring says what encode, decode and sampling mean here).
 
     The KL is logged in total and per group (kl_group0 is the top group), and so
-    are the active units (from group_means).
+    are the active units (from group_posteriors).
     """
 
     def _build_networks(self, config: Config, output_channels: int) -> int:
@@ -349,17 +349,19 @@ class HierarchicalVAE(VAE):
         features = [repeat_examples(f, num) for f in self._features(images, training=training)]
         return self.top_down.posterior(features, draw, training=training)[:3]
 
-    def group_means(self, images):
-        """Each group's posterior mean in its prior's units, (mean_q - mean_p) / std_p,
-        flattened [N, size_g], top first: q(z_g | x, z_<g) and p(z_g | z_<g) with the
-        groups above at their posterior means (the reconstruction's path). The top
-        group's prior is N(0, I), so its values are encode's means; below it, the
-        prior's units make active units mean the same as for N(0, I): a group whose
-        posterior sits at a fixed offset from its prior for every image, or follows
-        it, carries nothing about the image however many nats it costs."""
+    def group_posteriors(self, images):
+        """Each group's posterior in its prior's units, flattened [N, size_g], top
+        first: q(z_g | x, z_<g) standardized by p(z_g | z_<g), the groups above at
+        their posterior means (the reconstruction's path), as (mean, logvar) =
+        ((mean_q - mean_p) / std_p, logvar_q - logvar_p). The top group's prior is
+        N(0, I), so its values are encode's; below it, the prior's units make active
+        units mean the same as for N(0, I): a group whose posterior sits at a fixed
+        offset from its prior for every image, or follows it, carries nothing about
+        the image however many nats it costs."""
         _, _, _, pairs = self.top_down.posterior(self._features(images), None)
-        return [tf.reshape((q.mean - p.mean) * tf.exp(-0.5 * p.logvar),
-                           [-1, math.prod(q.mean.shape[1:])]) for q, p in pairs]
+        flat = lambda t: tf.reshape(t, [-1, math.prod(t.shape[1:])])
+        return [(flat((q.mean - p.mean) * tf.exp(-0.5 * p.logvar)), flat(q.logvar - p.logvar))
+                for q, p in pairs]
 
     def prior_pass(self, num, draw, temperature):
         """Every group from its prior at `temperature` (one value, or one per group);

@@ -42,8 +42,10 @@ class VAE(keras.Model):
                               the likelihood's parameters at `num` draws of the prior
       noise_shapes(), kl_part_names()
                               the noise a posterior pass draws; the KL parts logged
-      group_means(images)     each latent group's posterior mean in its prior's units,
-                              flattened, top first (active units are counted per group)
+      group_posteriors(images)
+                              each latent group's posterior (mean, logvar) in its
+                              prior's units, flattened, top first (active units are
+                              counted per group)
 
     `draw(shape)` is the noise (see vae_tf/models/gaussian.py); None means the means.
 
@@ -122,10 +124,10 @@ class VAE(keras.Model):
         q = gaussian.DiagonalGaussian.from_stats(h)
         return q.mean, q.logvar
 
-    def group_means(self, images):
-        """The posterior means of each latent group, [N, size_g] top first: here one
-        group, encode's mean."""
-        return [self.encode(images)[0]]
+    def group_posteriors(self, images):
+        """Each latent group's posterior, (mean, logvar) [N, size_g] top first: here
+        one group, encode's."""
+        return [self.encode(images)]
 
     def decoder_output(self, z, training=False):
         """The decoder's raw output, the likelihood's parameters, in the variable dtype."""

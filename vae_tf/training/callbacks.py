@@ -131,13 +131,14 @@ class CollapseMonitor(keras.callbacks.Callback):
     step          training steps taken so far (the model's own counter, which the KL
                   schedule reads; the x axis of the report's curves)
     active_units  latent dimensions whose posterior mean varies across a fixed set
-                  of validation images by more than latent.ACTIVE_UNITS_THRESHOLD (Burda
-                  et al. 2016); posterior collapse shows as this count falling. For a
+                  of validation images by more than latent.ACTIVE_UNITS_THRESHOLD times
+                  their posterior variance (latent.active_units, after Burda et al.
+                  2016); posterior collapse shows as this count falling. For a
                   hierarchy, the total over its groups
     active_units_group{g}
                   (a hierarchy) the count of group g (0 is the top), its posterior
-                  mean measured from its prior's in the prior's standard deviations
-                  (the groups above at their posterior means)
+                  measured in its prior's units (the groups above at their posterior
+                  means)
     """
 
     def __init__(self, test_images: np.ndarray, batch_size: int):
@@ -148,10 +149,13 @@ class CollapseMonitor(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is None:
             return
-        batches = [self.model.group_means(self.test_images[i:i + self.batch_size])
+        batches = [self.model.group_posteriors(self.test_images[i:i + self.batch_size])
                    for i in range(0, len(self.test_images), self.batch_size)]
-        counts = [latent.active_units(np.concatenate([np.asarray(m) for m in group]))
-                  for group in zip(*batches)]
+        counts = []
+        for group in zip(*batches):  # one group's (mean, logvar) of every batch
+            means, logvars = (np.concatenate([np.asarray(pair[k]) for pair in group])
+                              for k in (0, 1))
+            counts.append(latent.active_units(means, logvars))
         logs["active_units"] = sum(counts)
         # Per group wherever the KL is logged per group: a hierarchy's top group alone
         # can be collapsed while the groups below it carry the information.

@@ -26,10 +26,11 @@ the groups below it at their prior means, and `reconstruct` every group at its
 posterior mean; log_likelihood(images, z) is that of `decode(z)`'s distribution.
 Its export also has
 
-  group_means(images) -> mean_group0, mean_group1, ... [N, side_g * side_g * channels]:
-                         each group's posterior mean in its prior's units,
-                         (mean_q - mean_p) / std_p (flattened as `encode`'s), top
-                         first, the groups above at theirs (the path of `reconstruct`)
+  group_posteriors(images) -> mean_group0, logvar_group0, mean_group1, ...
+                         [N, side_g * side_g * channels]: each group's posterior in
+                         its prior's units, (mean_q - mean_p) / std_p and
+                         logvar_q - logvar_p (flattened as `encode`'s), top first, the
+                         groups above at their means (the path of `reconstruct`)
 
 and log_weights also gives kl_groups [N, num, groups], the KL term of each group.
 
@@ -103,8 +104,11 @@ def export_saved_model(model, path: str, precision: str = "float32") -> str:
             out["kl_groups"] = kl_parts
         return out
 
-    def group_means(images):
-        return {f"mean_group{g}": mean for g, mean in enumerate(model.group_means(images))}
+    def group_posteriors(images):
+        out = {}
+        for g, (mean, logvar) in enumerate(model.group_posteriors(images)):
+            out.update({f"mean_group{g}": mean, f"logvar_group{g}": logvar})
+        return out
 
     archive = keras.export.ExportArchive()
     archive.track(model)
@@ -125,7 +129,7 @@ def export_saved_model(model, path: str, precision: str = "float32") -> str:
         scalar(tf.int32, "first"), scalar(tf.int32, "num")])
     if groups:
         # What evaluate counts each group's active units from.
-        archive.add_endpoint("group_means", group_means, input_signature=[image_spec])
+        archive.add_endpoint("group_posteriors", group_posteriors, input_signature=[image_spec])
     verbosity = logging.get_verbosity()
     logging.set_verbosity(logging.WARNING)  # the SavedModel writer logs each function at INFO
     try:

@@ -134,7 +134,7 @@ def evaluate(run, num_samples: int = 100, num_images: int = 0, seed: int = 0,
     """The figures of eval.json for a `trained.TrainedRun` (see docs/evaluation.md)."""
     start = time.perf_counter()
     images = run.test_images(num_images or None)
-    mean, _ = run.encode(images)
+    mean, logvar = run.encode(images)
     config = run.config
     from vae_tf.models import likelihoods
 
@@ -164,20 +164,20 @@ def evaluate(run, num_samples: int = 100, num_images: int = 0, seed: int = 0,
     recon = run.reconstruct(images)
     results["mse"] = float(np.mean(np.square(recon.astype(np.float64) - images)))
     results["latent_dim"] = run.latent_dim
-    # The same count as training's CollapseMonitor (Burda et al. 2016).
-    results["active_units"] = active_units(mean)
+    # The same count as training's CollapseMonitor (after Burda et al. 2016).
+    results["active_units"] = active_units(mean, logvar)
     results["active_unit_threshold"] = ACTIVE_UNITS_THRESHOLD
-    group_means = run.group_means(images)
-    if group_means is not None:
+    group_posteriors = run.group_posteriors(images)
+    if group_posteriors is not None:
         # A hierarchy: every group counts, as in training (the top group alone can be
         # collapsed while the groups below carry the image).
-        counts = [active_units(m) for m in group_means]
+        counts = [active_units(m, v) for m, v in group_posteriors]
         results["active_units"] = sum(counts)
         results["groups"] = [
             {"side": side, "units": m.shape[1], "active_units": n,
              "kl": None if kl_groups is None else float(kl_groups[:, g].mean())}
-            for g, (side, m, n) in enumerate(zip(group_sides(config.hierarchy), group_means,
-                                                 counts))]
+            for g, (side, (m, _), n) in enumerate(zip(group_sides(config.hierarchy),
+                                                      group_posteriors, counts))]
     results["seconds"] = round(time.perf_counter() - start, 1)
     return results
 

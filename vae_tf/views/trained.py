@@ -74,14 +74,20 @@ class TrainedRun:
         out = self._batched("encode", images=images)
         return out["mean"], out["logvar"]
 
-    def group_means(self, images: np.ndarray) -> Optional[list]:
-        """Each latent group's posterior mean in its prior's units [N, size_g], top
-        first, the groups above at theirs; None for an export without groups (a flat
-        model's, or one made before the group_means signature existed)."""
-        if "group_means" not in self.signatures:
-            return None
-        out = self._batched("group_means", images=images)
-        return [out[f"mean_group{g}"] for g in range(len(out))]
+    def group_posteriors(self, images: np.ndarray) -> Optional[list]:
+        """Each latent group's posterior in its prior's units, (mean, logvar) each
+        [N, size_g], top first, the groups above at their means; None for an export
+        without groups (a flat model's). An export made before the logvars were
+        exported (its `group_means` signature) gives logvar 0, the prior's variance."""
+        if "group_posteriors" in self.signatures:
+            out = self._batched("group_posteriors", images=images)
+            return [(out[f"mean_group{g}"], out[f"logvar_group{g}"])
+                    for g in range(len(out) // 2)]
+        if "group_means" in self.signatures:
+            out = self._batched("group_means", images=images)
+            return [(out[f"mean_group{g}"], np.zeros_like(out[f"mean_group{g}"]))
+                    for g in range(len(out))]
+        return None
 
     def decode(self, z: np.ndarray) -> np.ndarray:
         """The decoder's mean at codes z [N, latent]: images [N, H, W, C] in [0, 1]."""
