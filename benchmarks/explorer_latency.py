@@ -31,7 +31,10 @@ def start_explorer(run_dir, data_dir):
     if data_dir:
         args.append(f"--data_dir={data_dir}")
     env = {**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    process = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE, text=True)
+    # SIGINT at its default in the explorer, which is stopped with it: a benchmark
+    # started with nohup or in the background would pass on an ignored SIGINT.
+    process = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     for line in process.stdout:
         if line.startswith("Exploring "):
             return process, line.split(" at ")[1].split()[0]

@@ -1,6 +1,7 @@
 """Shared test helpers: where the real data lives, tiny configurations, subprocess runs."""
 
 import os
+import signal
 import subprocess
 import sys
 
@@ -60,6 +61,13 @@ def binarized_run(tmp_path_factory):
     config = tiny_config(binarize="dynamic", epochs=2, steps_per_epoch=30,
                          output_dir=str(out), run_name="bin")
     return train.run(config)["run_dir"]
+
+
+def ctrl_c_reaches_it():
+    """A Popen preexec_fn: the child takes Ctrl-C (SIGINT) as from a terminal, even
+    where the test run was started with SIGINT ignored (nohup or a background job
+    of a script), which a child would inherit and never stop on."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def run_module(module: str, *args, cwd=REPO, timeout=300, env=None):

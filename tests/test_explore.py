@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import (CELEBA_DIR, REPO, copy_celeba_images, error_line, require_dir,
-                      run_module, tiny_config)
+from conftest import (CELEBA_DIR, REPO, copy_celeba_images, ctrl_c_reaches_it, error_line,
+                      require_dir, run_module, tiny_config)
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
@@ -60,7 +60,8 @@ class Explorer:
         env = {**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "2"}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "vae_tf.explore", *args], cwd=REPO, env=env,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            preexec_fn=ctrl_c_reaches_it)
         self.lines = []
         threading.Thread(target=self._read, args=(self.process.stdout,), daemon=True).start()
         threading.Thread(target=self._read, args=(self.process.stderr,), daemon=True).start()

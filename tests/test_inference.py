@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import REPO, error_line, run_module, tiny_config
+from conftest import REPO, ctrl_c_reaches_it, error_line, run_module, tiny_config
 from vae_tf import train
 from vae_tf.views import latent, pictures
 from vae_tf.views.trained import TrainedRun
@@ -270,7 +270,8 @@ def test_no_tensorflow_start_up_line_from_any_command(moved_run, tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     explore = subprocess.Popen([sys.executable, "-m", "vae_tf.explore", run, "--port=0"],
                                cwd=REPO, env={**env, "PYTHONPATH": REPO}, text=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               preexec_fn=ctrl_c_reaches_it)
     try:
         assert "http://127.0.0.1:" in explore.stdout.readline()  # serving
     finally:
