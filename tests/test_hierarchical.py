@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import run_module, tiny_config
+from conftest import error_line, run_module, tiny_config
 from vae_tf import gradcheck, train
 from vae_tf.views import evaluation
 from vae_tf.models import hierarchical
@@ -357,6 +357,10 @@ def test_evaluate_reports_the_bounds_over_all_groups(hierarchical_run):
     assert result.returncode != 0
     assert "give 3 temperatures >= 0, one per group of --hierarchy=1x1,7x1,14x1, not 2" \
         in result.stderr
+    # evaluate --fid takes them too, and refuses a wrong count before its long part.
+    line = error_line(run_module("vae_tf.evaluate", f"--run_dir={run_dir}", "--fid",
+                                 "--group_temperatures=1,0.5"))
+    assert "give 3 temperatures >= 0" in line
 
 
 _SAMPLER = textwrap.dedent("""

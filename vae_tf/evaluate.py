@@ -3,6 +3,7 @@ active latent units.
 
     python -m vae_tf.evaluate --run_dir=outputs/<run> [--num_importance_samples=1000]
     python -m vae_tf.evaluate --run_dir=outputs/<run> --fid [--fid_weights=inception-2015-12-05.tgz]
+                              [--temperature=T | --group_temperatures=T1,T2,...]
 
 Reads only the run directory (config.json and saved_model/) and the dataset it names
 (--data_dir overrides where the files are). Prints a table and writes
@@ -15,12 +16,14 @@ z_k ~ q(z|x) and w_k = p(x|z_k) p(z_k) / q(z_k|x):
                                                 in expectation, tightening as K grows)
 
 both in nats per image, averaged over the images. --fid adds FID and KID of samples
-and reconstructions against the same test images (vae_tf/views/fid.py) under "fid".
+and reconstructions against the same test images (vae_tf/views/fid.py) under "fid";
+the samples are drawn at --temperature, by default the run's own (that of its grids),
+or at --group_temperatures.
 """
 
 from absl import flags
 
-from vae_tf import cli
+from vae_tf import cli, temperatures
 from vae_tf.run import files
 from vae_tf.errors import UserError
 from vae_tf.views.evaluation import decoder_pairs, evaluate, format_table
@@ -28,7 +31,8 @@ from vae_tf.views.evaluation import decoder_pairs, evaluate, format_table
 
 FLAGS = flags.FLAGS
 FLAG_NAMES = ("run_dir", "data_dir", "output", "num_importance_samples", "num_images",
-              "decoder_batch_size", "seed", "fid", "fid_weights")
+              "decoder_batch_size", "seed", "fid", "fid_weights", "temperature",
+              "group_temperatures")
 
 
 def main(argv):
@@ -41,6 +45,8 @@ def main(argv):
     if FLAGS.fid:  # before the long part, so that a missing network stops it at once
         from vae_tf.views import inception
 
+        given = FLAGS.temperature if FLAGS["temperature"].present else None
+        temperature = temperatures.asked(run.config, given, FLAGS.group_temperatures)
         network = inception.Inception(inception.network_file(FLAGS.fid_weights))
     import tensorflow as tf
 
@@ -55,7 +61,7 @@ def main(argv):
         from vae_tf.views import fid
 
         results["fid"] = fid.sample_quality(run, run.test_images(FLAGS.num_images or None),
-                                            network, FLAGS.seed)
+                                            network, FLAGS.seed, temperature)
     else:
         # A finished run's export never changes: an earlier FID of it stays true.
         results["fid"] = report_page.fid_section(files.read_json_object(path))

