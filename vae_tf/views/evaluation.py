@@ -131,10 +131,11 @@ def importance_bounds(run, images, num_samples: int, seed: int = 0,
 
 
 def evaluate(run, num_samples: int = 100, num_images: int = 0, seed: int = 0,
-             decoder_batch_size: int = 0) -> dict:
-    """The figures of eval.json for a `trained.TrainedRun` (see docs/evaluation.md)."""
+             decoder_batch_size: int = 0, split: str = "test") -> dict:
+    """The figures of eval.json for a `trained.TrainedRun` (see docs/evaluation.md),
+    on its test split or, for choices, on its validation split."""
     start = time.perf_counter()
-    images = run.test_images(num_images or None)
+    images = run.split_images(split, num_images or None)
     mean, logvar = run.encode(images)
     config = run.config
     from vae_tf.models import likelihoods
@@ -142,7 +143,7 @@ def evaluate(run, num_samples: int = 100, num_images: int = 0, seed: int = 0,
     likelihood = likelihoods.describe(config)[0]
     bits_per_nat = likelihoods.bits_per_nat(config, run.image_shape)
     results = {
-        "run_dir": run.run_dir, "dataset": config.dataset, "split": "test",
+        "run_dir": run.run_dir, "dataset": config.dataset, "split": split,
         "num_images": len(images), "model": config.model, "likelihood": likelihood,
         "num_importance_samples": None, "seed": seed,
         "neg_elbo": None, "reconstruction": None, "kl": None, "nll_iwae": None,
@@ -213,7 +214,7 @@ def format_table(r: dict) -> str:
                           ("reconstructions", "FID reconstructions")):
             rows.append((name, f"{fid[key]:9.2f}   (KID {fid['kid_' + key]:.4f} "
                                f"± {fid['kid_' + key + '_std']:.4f})"))
-    head = (f"{r['run_dir']}: {r['num_images']} {r['dataset']} test images, "
+    head = (f"{r['run_dir']}: {r['num_images']} {r['dataset']} {r.get('split', 'test')} images, "
             f"{r['seconds']:.0f} s\nlikelihood: {r['likelihood']}")
     lines = [head] + [f"  {name:<20}{value}" for name, value in rows]
     if fid and fid["num_images"] < 10000:

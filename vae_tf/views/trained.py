@@ -119,13 +119,23 @@ class TrainedRun:
     def test_images(self, count: Optional[int] = None, with_labels: bool = False):
         """The first `count` test images (all when None) as float32 [N, H, W, C], the
         same pixels as the final evaluation of training (with their labels if asked)."""
+        return self.split_images("test", count, with_labels)
+
+    def split_images(self, split: str, count: Optional[int] = None, with_labels: bool = False):
+        """test_images of the split 'test' or 'validation' (the run's own validation
+        images, those its epochs were measured on)."""
         from vae_tf.datasets.pipeline import make_batches
 
         data = self._dataset()
-        count = data.num_test if count is None else min(count, data.num_test)
+        available = data.num_test if split == "test" else data.num_validation
+        if available == 0:
+            raise UserError(f"{self.run_dir} has no {split} split (it was trained with "
+                            f"--validation_size=0): evaluate it on --split=test.")
+        count = available if count is None else min(count, available)
         # The run's own batch size: the test split's fixed binarization is drawn per
         # batch, so another batch size would give other binary images.
-        batches = make_batches(data, self.config, training=False, with_labels=True)
+        batches = make_batches(data, self.config, training=False, with_labels=True,
+                               split=split)
         images, labels = [], []
         for x, y in batches.take(math.ceil(count / self.config.batch_size)):
             images.append(x.numpy())
