@@ -17,7 +17,7 @@ image x, with K samples z_k ~ q(z|x) and w_k = p(x|z_k) p(z_k) / q(z_k|x):
                                                 in expectation, tightening as K grows)
 
 both in nats per image, averaged over the images. --fid adds FID and KID of samples
-and reconstructions against the same test images (vae_tf/views/fid.py) under "fid";
+and reconstructions against the same images (vae_tf/views/fid.py) under "fid";
 the samples are drawn at --temperature, by default the run's own (that of its grids),
 or at --group_temperatures.
 """

@@ -89,8 +89,8 @@ def read_graph_bytes(path: str) -> bytes:
 class Inception:
     """pool_3 features of images, through the GraphDef in a file.
 
-    Attributes: `path`, `sha256` (of the file read, so that eval.json says which
-    network its figures come from).
+    Attributes: `path`, `sha256` (of the GraphDef, or of the PyTorch port's file, so
+    that eval.json says which network its figures come from).
     """
 
     def __init__(self, path: str):
