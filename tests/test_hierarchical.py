@@ -71,6 +71,34 @@ def test_per_group_kl_of_a_two_group_model_matches_numpy():
     np.testing.assert_allclose(logs["kl_group0"] + logs["kl_group1"], logs["kl"], rtol=1e-5)
 
 
+def _bilinear_numpy(x, side):
+    """x [N, n, n, C] doubled by bilinear interpolation (half-pixel centres, edges
+    repeated) until it covers `side`, then cut to side x side from the top left."""
+    while x.shape[1] < side:
+        n = x.shape[1]
+        source = np.clip((np.arange(2 * n) + 0.5) / 2 - 0.5, 0, n - 1)
+        low = np.floor(source).astype(int)
+        high = np.minimum(low + 1, n - 1)
+        weight = (source - low)[None, :, None, None]
+        x = (1 - weight) * x[:, low] + weight * x[:, high]
+        weight = weight.transpose(0, 2, 1, 3)
+        x = (1 - weight) * x[:, :, low] + weight * x[:, :, high]
+    return x[:, :side, :side]
+
+
+@pytest.mark.parametrize("side, target", [(4, 8), (7, 14), (4, 7), (1, 7), (2, 8)])
+def test_bilinear_upsampling_matches_numpy(side, target):
+    x = np.random.default_rng(side).normal(size=(2, side, side, 3))
+    got = hierarchical._resize(tf.constant(x, tf.float32), target, "bilinear").numpy()
+    np.testing.assert_allclose(got, _bilinear_numpy(x, target), atol=1e-5)
+    if target == 2 * side:  # one doubling is TensorFlow's own bilinear resize
+        np.testing.assert_allclose(got, tf.image.resize(x, [target, target], "bilinear"),
+                                   atol=1e-5)
+    # Nearest repeats each cell: every 2x2 block of a doubled map is one value.
+    nearest = hierarchical._resize(tf.constant(x, tf.float32), 2 * side).numpy()
+    np.testing.assert_array_equal(nearest[:, ::2, ::2], nearest[:, 1::2, 1::2])
+
+
 def test_the_residual_posterior_is_relative_to_the_prior_and_its_kl_is_nvaes():
     config = _config(hierarchy="1x1,7x1", residual_posterior=True)
     model = build_vae(config, (28, 28, 1))
@@ -232,6 +260,8 @@ def test_configuration_errors_are_one_line():
         _config(hierarchy="7x1,1x1")
     with pytest.raises(ValueError, match="--model=ae"):
         _config(model="ae")
+    with pytest.raises(ValueError, match="--upsampling .* needs --architecture=hierarchical"):
+        tiny_config(upsampling="bilinear")
     from vae_tf.errors import UserError
     with pytest.raises(UserError, match="not reached from the 28x28 images"):
         build_vae(_config(hierarchy="1x1,5x1"), (28, 28, 1))
@@ -240,7 +270,8 @@ def test_configuration_errors_are_one_line():
 @pytest.fixture(scope="module")
 def hierarchical_run(tmp_path_factory):
     config = _config(output_dir=str(tmp_path_factory.mktemp("runs")), run_name="hier",
-                     epochs=2, steps_per_epoch=20, kl_warmup_steps=10)
+                     epochs=2, steps_per_epoch=20, kl_warmup_steps=10,
+                     upsampling="bilinear")
     return config, train.run(config)["run_dir"]
 
 

@@ -23,6 +23,7 @@ ARCHITECTURES = registry.ARCHITECTURES.names()
 SAMPLE_PRIORS = ("standard", "fitted")
 NORMALIZATIONS = ("none", "batch", "group")
 LR_DECAYS = ("none", "cosine")
+UPSAMPLINGS = ("nearest", "bilinear")
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "swish", "gelu")
 BINARIZE = ("none", "dynamic")
 KL_SCHEDULES = ("constant", "linear", "cyclical")
@@ -106,6 +107,12 @@ class Config:
         "var_p * exp(dlogvar)), the posterior network giving dmean and dlogvar, so that "
         "a group whose posterior follows its prior costs nothing and the KL depends on "
         "the prior only through the ratio.")
+    upsampling: str = _field(
+        "nearest", "How the top-down path of --architecture=hierarchical enlarges its "
+        "maps: 'nearest' repeats each cell, so the decoder's output shows the lowest "
+        "group's cells as blocks until its convolutions learn to smooth them; "
+        "'bilinear' doubles them by linear interpolation, as NVAE's upsampling cells.",
+        enum=UPSAMPLINGS)
     conv_channels: Tuple[int, ...] = _field(
         (32, 64), "Comma list of encoder channels, one stride-2 convolution each (for "
         "--architecture=resnet: the widths of its stages, each at half the resolution "
@@ -333,6 +340,9 @@ class Config:
                            ("residual_posterior", "parameterizes latent groups' posteriors")):
             if getattr(self, name) and self.architecture != "hierarchical":
                 raise ValueError(f"--{name} {what}: it needs --architecture=hierarchical.")
+        if self.upsampling != "nearest" and self.architecture != "hierarchical":
+            raise ValueError("--upsampling is how the top-down path of latent groups "
+                             "enlarges its maps: it needs --architecture=hierarchical.")
         if self.squeeze_excite and self.architecture not in ("resnet", "hierarchical"):
             raise ValueError("--squeeze_excite gates residual blocks: it needs "
                              "--architecture=resnet or hierarchical.")

@@ -70,6 +70,8 @@ def tiny_configs():
                 # The posterior relative to the prior: its gradient also flows
                 # through the prior's statistics (the direct one is a subset).
                 residual_posterior=hierarchical,
+                # Interpolated upsampling (the CelebA preset's), checked through its slices.
+                upsampling="bilinear" if hierarchical else "nearest",
                 squeeze_excite=architecture in ("resnet", "hierarchical"),
                 # Smooth, so that no unit sits within a finite-difference step of a
                 # kink (ReLU's), where the central difference is wrong by design.

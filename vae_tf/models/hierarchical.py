@@ -68,19 +68,40 @@ def check_hierarchy(levels, image_shape) -> None:
                             f"{', '.join(map(str, reachable))}).")
 
 
-def _resize(h, side: int):
-    """Upsamples a feature map to side x side: each cell repeated ceil(side / its side)
-    times along both axes, the excess cut from the bottom and right (the halvings
-    rounded up). Broadcasting, not tf.image.resize, whose gradient XLA lacks."""
+def _resize(h, side: int, upsampling: str = "nearest"):
+    """Upsamples a feature map to side x side, the excess cut from the bottom and
+    right (the halvings rounded up). 'nearest' repeats each cell ceil(side / its
+    side) times along both axes; 'bilinear' doubles the map by linear interpolation
+    until it covers `side`. Slices and broadcasts, not tf.image.resize, whose
+    gradient XLA lacks."""
     current = h.shape[1]
     if current == side:
         return h
+    if upsampling == "bilinear":
+        while current < side:
+            h = _double_bilinear(_double_bilinear(h, axis=1), axis=2)
+            current *= 2
+        return h[:, :side, :side, :]
     factor = -(-side // current)
     shape = tf.shape(h)
     tiled = tf.broadcast_to(h[:, :, None, :, None, :],
                             [shape[0], current, factor, current, factor, shape[3]])
     return tf.reshape(tiled, [shape[0], current * factor, current * factor,
                               shape[3]])[:, :side, :side, :]
+
+
+def _double_bilinear(h, axis: int):
+    """Twice as many rows (axis 1) or columns (axis 2), as tf.image.resize's bilinear
+    (half-pixel centres): output 2i is 3/4 of input i and 1/4 of input i-1, output
+    2i+1 3/4 of input i and 1/4 of input i+1, the edges repeated."""
+    n = h.shape[axis]
+    rows = lambda start, stop: h[(slice(None),) * axis + (slice(start, stop),)]
+    before = tf.concat([rows(0, 1), rows(0, n - 1)], axis=axis)
+    after = tf.concat([rows(1, n), rows(n - 1, n)], axis=axis)
+    pairs = tf.stack([0.75 * h + 0.25 * before, 0.75 * h + 0.25 * after], axis=axis + 1)
+    shape = tf.unstack(tf.shape(h))
+    shape[axis] = 2 * n
+    return tf.reshape(pairs, shape)
 
 
 class _Bottleneck(layers.Layer):
@@ -218,6 +239,7 @@ class TopDown(layers.Layer):
         self.hierarchy = hierarchy
         self.width = config.conv_channels[0]
         self.residual_posterior = config.residual_posterior
+        self.upsampling = config.upsampling
         scale = 1.0 / math.sqrt(hierarchy.num_groups)
         self.groups = [LatentGroup(self.width, hierarchy.channels, config.activation,
                                    config.normalization, config.squeeze_excite, scale,
@@ -243,7 +265,7 @@ class TopDown(layers.Layer):
         h = self._start(tf.shape(features[0])[0])
         kls, log_ratio, posteriors = [], 0.0, []
         for group, side in zip(self.groups, self.hierarchy.group_sides):
-            h = _resize(h, side)
+            h = _resize(h, side, self.upsampling)
             p, h = group.prior(h, stats_dtype)
             q = group.posterior(h, features_at[side], stats_dtype,
                                 p if self.residual_posterior else None)
@@ -263,7 +285,7 @@ class TopDown(layers.Layer):
         stats_dtype = self.variable_dtype
         h = self._start(batch)
         for g, (group, side) in enumerate(zip(self.groups, self.hierarchy.group_sides)):
-            h = _resize(h, side)
+            h = _resize(h, side, self.upsampling)
             p, h = group.prior(h, stats_dtype)
             if g == 0 and top is not None:
                 z = tf.reshape(tf.cast(top, stats_dtype), tf.shape(p.mean))
@@ -283,10 +305,10 @@ class TopDown(layers.Layer):
     def _output(self, h, training):
         """The state after the last group to the likelihood's parameters."""
         for side, blocks in zip(self.hierarchy.output_sides, self.upsampling_blocks):
-            h = _resize(h, side)
+            h = _resize(h, side, self.upsampling)
             for block in blocks:
                 h = block(h, training=training)
-        h = _resize(self.act(h), self.hierarchy.image_side)
+        h = _resize(self.act(h), self.hierarchy.image_side, self.upsampling)
         return tf.cast(self.out(h), self.variable_dtype)
 
     @_scoped
