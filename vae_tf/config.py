@@ -111,7 +111,8 @@ class Config:
         "nearest", "How the top-down path of --architecture=hierarchical enlarges its "
         "maps: 'nearest' repeats each cell, so the decoder's output shows the lowest "
         "group's cells as blocks until its convolutions learn to smooth them; "
-        "'bilinear' doubles them by linear interpolation (as the skip path of NVAE's upsampling cells).",
+        "'bilinear' doubles them by linear interpolation (as the skip path of NVAE's "
+        "upsampling cells).",
         enum=UPSAMPLINGS)
     conv_channels: Tuple[int, ...] = _field(
         (32, 64), "Comma list of encoder channels, one stride-2 convolution each (for "
