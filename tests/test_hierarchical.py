@@ -2,6 +2,7 @@
 temperature, the importance bound against the model, and a run through the
 commands, whose export samples without vae_tf."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -16,11 +17,12 @@ import tensorflow as tf
 from conftest import error_line, run_module, tiny_config
 from vae_tf import gradcheck, train
 from vae_tf.views import evaluation
-from vae_tf.models import hierarchical
+from vae_tf.models import gaussian, hierarchical
 from vae_tf.models.build import build_vae
 from vae_tf.training import callbacks
 from vae_tf.training.checkpoints import load_vae
 from vae_tf.views import report_page
+from vae_tf.views import latent
 from vae_tf.views.latent import ACTIVE_UNITS_THRESHOLD
 from vae_tf.views.trained import TrainedRun
 
@@ -231,24 +233,43 @@ def test_free_bits_apply_per_group_scaled_by_its_size():
     np.testing.assert_allclose(penalty.numpy(), [1.0 + 60.0, 1.0 + 50.0])
 
 
-def test_the_fitted_sampling_prior_draws_the_top_group_and_the_priors_the_rest():
+def test_the_fitted_sampling_prior_draws_every_group_in_its_priors_units():
     model = build_vae(_config(sample_prior="fitted"), (28, 28, 1))
     gradcheck.jitter_weights(model, scale=0.05)
-    # A top-group posterior that sits far from N(0, I), as a trained model's does.
-    mean = np.array([1.5, -2.0], np.float32)
-    scale_tril = np.array([[0.1, 0.0], [0.05, 0.2]], np.float32)
+    sizes = [2, 98, 392]  # 1x1, 7x7 and 14x14 maps of 2 channels
+    rank = min(hierarchical.FITTED_PRIOR_RANK, sum(sizes))
+    assert model.prior_factor.shape == (sum(sizes), rank)
+    mean = np.zeros(sum(sizes), np.float32)
+    mean[:2] = [1.5, -2.0]  # a top group far from N(0, I), as a trained model's is
+    factor = np.zeros((sum(sizes), rank), np.float32)
+    factor[:2, :3] = [[0.3, 0.0, 0.1], [0.2, -0.4, 0.0]]
     model.prior_mean.assign(mean)
-    model.prior_scale_tril.assign(scale_tril)
-    # Temperature 0: the top group at the fitted mean, every group below at its
-    # prior mean, which is what decode(z) gives for z at that mean.
+    model.prior_factor.assign(factor)
+    # The top group's marginal: what encode's codes and the explorer are compared with.
+    prior_mean, scale_tril = (t.numpy() for t in model.sampling_prior())
+    np.testing.assert_allclose(prior_mean, mean[:2])
+    np.testing.assert_allclose(scale_tril @ scale_tril.T, factor[:2] @ factor[:2].T
+                               + hierarchical.FITTED_PRIOR_RIDGE * np.eye(2), atol=1e-6)
+    # Temperature 0: the fitted mean (below the top group 0: every group at its prior
+    # mean), which is what decode(z) gives for z at the top group's mean.
     np.testing.assert_allclose(model.sample_images(4, 3, 0.0),
-                               model.decode(np.tile(mean, (4, 1))), atol=1e-6)
-    # Temperature 1: the top codes are mean + scale_tril @ e, e the seed's first draw.
-    e = tf.random.stateless_normal([4, 2], tf.constant([3, 1], tf.int64)).numpy()
-    top = mean + e @ scale_tril.T
-    drawn = model.sample_images(4, 3, [1.0, 0.0, 0.0])  # groups below at their means
-    np.testing.assert_allclose(drawn, model.decode(top), atol=1e-6)
-    assert np.abs(drawn - model.sample_images(4, 3, 0.0)).max() > 1e-4
+                               model.decode(np.tile(mean[:2], (4, 1))), atol=1e-6)
+    # The top group alone at temperature 1: mean + F u, u the seed's first draw.
+    u = tf.random.stateless_normal([4, rank], tf.constant([3, 1], tf.int64)).numpy()
+    drawn = model.sample_images(4, 3, [1.0, 0.0, 0.0])
+    np.testing.assert_allclose(drawn, model.decode(mean[:2] + u @ factor[:2].T), atol=1e-6)
+    # Every group, each at its own temperature: z_g = mean_p + std_p * e_g for the e
+    # computed here, split by group and shaped like its map.
+    factor = np.random.default_rng(0).normal(0.0, 0.3, factor.shape).astype(np.float32)
+    model.prior_factor.assign(factor)
+    e = mean + np.repeat([1.0, 0.8, 0.5], sizes) * (u @ factor.T)
+    parts = np.split(e, np.cumsum(sizes)[:-1], axis=1)
+    noise = [tf.constant(p.reshape(4, side, side, 2)) for p, side in zip(parts, (1, 7, 14))]
+    expected = model.likelihood.mean(
+        model.top_down.prior(4, gaussian.fixed_draw(noise), tf.ones([3])))
+    # (e in float64 here, in float32 there)
+    np.testing.assert_allclose(model.sample_images(4, 3, [1.0, 0.8, 0.5]), expected,
+                               atol=1e-5)
 
 
 def test_configuration_errors_are_one_line():
@@ -275,6 +296,13 @@ def hierarchical_run(tmp_path_factory):
     return config, train.run(config)["run_dir"]
 
 
+@pytest.fixture(scope="module")
+def fitted_hierarchical_run(tmp_path_factory):
+    config = _config(output_dir=str(tmp_path_factory.mktemp("runs")), run_name="fitted",
+                     epochs=2, steps_per_epoch=20, kl_warmup_steps=10, sample_prior="fitted")
+    return config, train.run(config)["run_dir"]
+
+
 def test_the_run_logs_each_groups_kl_and_draws_its_pictures(hierarchical_run, capsys):
     config, run_dir = hierarchical_run
     header = open(os.path.join(run_dir, "metrics.csv")).readline().strip().split(",")
@@ -292,6 +320,37 @@ def test_the_run_logs_each_groups_kl_and_draws_its_pictures(hierarchical_run, ca
     assert "<h2>Latent groups</h2>" in page and "<td>14x14</td>" in page
     for kind in ("recon", "samples", "traversal"):
         assert os.path.exists(os.path.join(run_dir, "images", f"{kind}_epoch_0002.png"))
+
+
+def test_each_epoch_fits_the_sampling_prior_to_every_groups_posterior_means(
+        fitted_hierarchical_run):
+    from vae_tf import datasets
+    from vae_tf.datasets.pipeline import make_batches
+
+    config, run_dir = fitted_hierarchical_run
+    model = load_vae(run_dir)  # the last epoch's checkpoint, fitted after that epoch
+    # The fit's images: the training split through the test pipeline (in order,
+    # binarized once), as training fits them.
+    data = datasets.load(config)
+    first = data.train.take(callbacks.PRIOR_FIT_IMAGES)
+    batches = make_batches(dataclasses.replace(data, test=first), config, training=False)
+    means = np.concatenate([model.prior_fit_codes(x)[0].numpy() for x in batches])
+    assert means.shape == (data.num_train, 2 + 98 + 392)
+    # Each group's posterior mean in its prior's units, side by side, top first.
+    images = next(iter(batches))
+    for g, (m, _) in enumerate(model.group_posteriors(images)):
+        start = [0, 2, 100][g]
+        np.testing.assert_allclose(means[:len(m), start:start + m.shape[1]], m, atol=1e-5)
+    mean, factor = latent.fit_low_rank_gaussian(means, model.prior_factor.shape[1])
+    np.testing.assert_allclose(model.prior_mean.numpy(), mean, atol=1e-5)
+    fitted = model.prior_factor.numpy()
+    np.testing.assert_allclose(fitted @ fitted.T, factor @ factor.T, atol=1e-4)
+    assert np.abs(fitted).max() > 1e-2  # not the N(0, I) it starts as
+    # The export's sample signature draws from it (the top group's marginal as its
+    # sampling_prior).
+    run = TrainedRun(run_dir)
+    np.testing.assert_allclose(run.sample(5, 2, 0.7), model.sample_images(5, 2, 0.7),
+                               atol=1e-5)
 
 
 def test_sampling_at_temperature_zero_is_deterministic(hierarchical_run):

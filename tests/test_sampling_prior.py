@@ -31,6 +31,27 @@ def test_fitted_gaussian_is_the_aggregate_posteriors_moments():
                                rtol=0.03, atol=0.01)
 
 
+def test_low_rank_gaussian_is_the_means_leading_principal_directions():
+    rng = np.random.default_rng(1)
+    means = rng.normal(size=(300, 6)) @ rng.normal(size=(6, 6)) + rng.normal(size=6)
+    cov = np.cov(means, rowvar=False, bias=True)
+    # At full rank: the means' covariance itself.
+    mean, factor = latent.fit_low_rank_gaussian(means, rank=6)
+    np.testing.assert_allclose(mean, means.mean(0))
+    np.testing.assert_allclose(factor @ factor.T, cov, rtol=1e-10, atol=1e-10)
+    # At rank 2: the covariance's two leading eigenpairs.
+    values, vectors = np.linalg.eigh(cov)
+    top = vectors[:, -2:] * np.sqrt(values[-2:])
+    _, factor = latent.fit_low_rank_gaussian(means, rank=2)
+    np.testing.assert_allclose(factor @ factor.T, top @ top.T, rtol=1e-8, atol=1e-10)
+    # Draws mean + F u have that covariance.
+    draws = mean + rng.standard_normal((200_000, 2)) @ factor.T
+    np.testing.assert_allclose(np.cov(draws, rowvar=False), top @ top.T, rtol=0.03, atol=0.02)
+    # A rank beyond what the codes span: the extra columns are zero.
+    _, factor = latent.fit_low_rank_gaussian(means[:4], rank=8)
+    assert factor.shape == (6, 8) and np.all(factor[:, 4:] == 0)
+
+
 @pytest.fixture(scope="module")
 def fitted_run(tmp_path_factory):
     config = tiny_config(output_dir=str(tmp_path_factory.mktemp("runs")),

@@ -77,14 +77,7 @@ class VAE(keras.Model):
             aggregation="only_first_replica", name="training_steps")
         self.noise_seed = keras.random.SeedGenerator(config.seed)
         if config.sample_prior == "fitted":
-            # The Gaussian that sampling draws codes from, refitted after each epoch
-            # (callbacks.FitSamplingPrior); weights, so checkpoints and the export
-            # carry it. Until the first fit it is N(0, I).
-            d = self.latent_dim
-            self.prior_mean = self.add_weight(shape=(d,), initializer="zeros",
-                                              trainable=False, name="prior_mean")
-            self.prior_scale_tril = self.add_weight(shape=(d, d), initializer="identity",
-                                                    trainable=False, name="prior_scale_tril")
+            self._add_sampling_prior_weights()
         names = ["loss", "reconstruction", "kl", *self.kl_part_names()]
         # Nats per image to bits per dimension of the 8-bit (or binarized) image;
         # None where the likelihood is not a probability of it.
@@ -106,6 +99,21 @@ class VAE(keras.Model):
         self.encoder = architectures.build_encoder(config, self.image_shape)
         self.decoder = architectures.build_decoder(config, self.image_shape, output_channels)
         return config.latent_dim
+
+    def _add_sampling_prior_weights(self):
+        """The Gaussian that sampling draws codes from (--sample_prior=fitted), refitted
+        after each epoch (callbacks.FitSamplingPrior); weights, so checkpoints and the
+        export carry it. Until the first fit it is N(0, I)."""
+        d = self.latent_dim
+        self.prior_mean = self.add_weight(shape=(d,), initializer="zeros",
+                                          trainable=False, name="prior_mean")
+        self.prior_scale_tril = self.add_weight(shape=(d, d), initializer="identity",
+                                                trainable=False, name="prior_scale_tril")
+
+    def prior_fit_codes(self, images):
+        """(means, logvars) [N, size] of the posteriors the fitted sampling prior is
+        fitted to: here the code's."""
+        return self.encode(images)
 
     def kl_part_names(self):
         """Names of the metrics that log parts of the KL (a hierarchy's groups)."""

@@ -54,20 +54,31 @@ class _ArrayModel:
 
 class FitSamplingPrior(keras.callbacks.Callback):
     """After each epoch, fits the model's sampling prior (--sample_prior=fitted) to
-    the posterior codes of a fixed set of training images: latent.fit_gaussian.
+    the posterior codes of a fixed set of training images: latent.fit_gaussian, or
+    for a hierarchy (every group's posterior) latent.fit_low_rank_gaussian.
     Before the grids, so that the samples grid shows it, and before the checkpoint,
     which carries it."""
 
     def __init__(self, batches):
         super().__init__()
         self.batches = batches
+        self.codes = None
+
+    def on_train_begin(self, logs=None):
+        # Traced once: a hierarchy's codes take its whole top-down path.
+        self.codes = tf.function(self.model.prior_fit_codes)
 
     def on_epoch_end(self, epoch, logs=None):
-        codes = [self.model.encode(images) for images in self.batches]
-        mean, scale_tril = latent.fit_gaussian(np.concatenate([np.asarray(m) for m, _ in codes]),
-                                               np.concatenate([np.asarray(v) for _, v in codes]))
+        codes = [self.codes(images) for images in self.batches]
+        means = np.concatenate([np.asarray(m) for m, _ in codes])
+        logvars = np.concatenate([np.asarray(v) for _, v in codes])
+        if hasattr(self.model, "prior_factor"):  # a hierarchy's: of low rank
+            mean, factor = latent.fit_low_rank_gaussian(means, self.model.prior_factor.shape[1])
+            self.model.prior_factor.assign(factor.astype(np.float32))
+        else:
+            mean, scale_tril = latent.fit_gaussian(means, logvars)
+            self.model.prior_scale_tril.assign(scale_tril.astype(np.float32))
         self.model.prior_mean.assign(mean.astype(np.float32))
-        self.model.prior_scale_tril.assign(scale_tril.astype(np.float32))
 
 
 class ImageGridCallback(keras.callbacks.Callback):

@@ -54,6 +54,50 @@ def fit_gaussian(means: np.ndarray, logvars: np.ndarray):
     return means.mean(axis=0), np.linalg.cholesky(cov)
 
 
+def fit_low_rank_gaussian(means: np.ndarray, rank: int):
+    """A Gaussian for codes too long for a full covariance (a hierarchy's every
+    group, in its prior's units), on the span of their means' first `rank`
+    principal directions:
+
+        mean = average of the means,  cov = F F^T
+
+    F [latent, rank] those directions scaled by the means' standard deviations
+    along them (probabilistic PCA's form as its noise goes to 0). Fitted to the
+    posteriors' means, not to the aggregate posterior of fit_gaussian, and with no
+    diagonal for the variance the directions leave: either is independent noise in
+    every cell of a map, which the decoder turns into blotches (see
+    vae_tf/models/hierarchical.py). Returns (mean, F) in float64; the columns of F
+    beyond what the codes span are zero.
+    """
+    means = np.asarray(means, np.float64)
+    centred = means - means.mean(axis=0)
+    # The right singular vectors of the centred means are the covariance's eigenvectors.
+    singular, directions = _leading_singular_pairs(centred, rank)
+    kept = min(rank, len(singular))
+    factor = np.zeros((means.shape[1], rank))
+    factor[:, :kept] = directions[:kept].T * (singular[:kept] / np.sqrt(len(means)))
+    return means.mean(axis=0), factor
+
+
+def _leading_singular_pairs(matrix: np.ndarray, rank: int, oversampling: int = 128,
+                            power_iterations: int = 4):
+    """The `rank` largest singular values of `matrix` and their right singular
+    vectors (rows), by Halko et al. 2011's randomized range finder: a full SVD of the
+    4,591 x 10,752 codes of a CelebA hierarchy takes 47 s, after every epoch; this
+    5 s, its F F^T within 0.7% of the exact one at rank 128. With `rank +
+    oversampling` at least the matrix's smaller side it is the exact SVD."""
+    width = rank + oversampling
+    if width >= min(matrix.shape):
+        _, singular, directions = np.linalg.svd(matrix, full_matrices=False)
+        return singular[:rank], directions[:rank]
+    sketch = matrix @ np.random.default_rng(0).standard_normal((matrix.shape[1], width))
+    basis = np.linalg.qr(sketch)[0]
+    for _ in range(power_iterations):  # sharpens the leading directions' share
+        basis = np.linalg.qr(matrix @ np.linalg.qr(matrix.T @ basis)[0])[0]
+    _, singular, directions = np.linalg.svd(basis.T @ matrix, full_matrices=False)
+    return singular[:rank], directions[:rank]
+
+
 def active_units(posterior_means: np.ndarray, posterior_logvars: np.ndarray = None) -> int:
     """How many columns of [N, latent] posterior means vary over the N images by more
     than ACTIVE_UNITS_THRESHOLD times the column's average posterior variance.
