@@ -415,3 +415,18 @@ def test_attribute_rows_move_the_code_along_the_attributes_vector(plane_run):
     for j, a in enumerate(amounts):
         np.testing.assert_allclose(rows[:, 1 + j], _decode(plane_run, codes[:3] + a * vector),
                                    atol=1e-5)
+
+
+def test_checkpoints_of_other_shapes_are_refused_in_one_line_that_says_why(tmp_path):
+    from vae_tf.errors import UserError
+    from vae_tf.models.build import build_vae
+    from vae_tf.run import rundir
+    from vae_tf.training import checkpoints
+
+    run = rundir.RunDir(str(tmp_path / "run"))
+    os.makedirs(os.path.dirname(run.checkpoint(1)))
+    checkpoints.save(build_vae(tiny_config(latent_dim=2), (28, 28, 1)), run.checkpoint(1))
+    with pytest.raises(UserError) as error:
+        checkpoints.restore_latest(build_vae(tiny_config(latent_dim=3), (28, 28, 1)), run)
+    message = str(error.value)
+    assert "\n" not in message and "shape" in message and "other shapes" in message

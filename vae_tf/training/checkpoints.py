@@ -55,18 +55,31 @@ def restore_latest(model, run: rundir.RunDir) -> int:
     (0 when there is none). A damaged checkpoint (cut short by a kill, say) is
     skipped for the one before it."""
     checkpoints = run.checkpoints()
+    reasons = []
     for epoch, path in checkpoints:
         try:
             model.load_weights(path)
         except Exception as e:  # noqa: BLE001  h5py and Keras raise many types here
-            logging.warning("Checkpoint %s does not load (%s: %s); trying the one before.",
-                            path, type(e).__name__, str(e).splitlines()[0][:200])
+            reasons.append(_load_error(e))
+            logging.warning("Checkpoint %s does not load (%s); trying the one before.",
+                            path, reasons[-1])
             continue
         return epoch  # train.run says so
     if checkpoints:
-        raise UserError(f"No checkpoint in {run.join(rundir.CHECKPOINTS)} loads (all are "
-                        "damaged); delete the run directory to train again.")
+        raise UserError(f"No checkpoint in {run.join(rundir.CHECKPOINTS)} loads (the newest: "
+                        f"{reasons[0]}): they are damaged, or were written by a model of "
+                        "other shapes (an older vae_tf); delete the run directory to train "
+                        "again, or give another --run_name.")
     return 0
+
+
+def _load_error(e: Exception) -> str:
+    """The line of a failed load that says why: Keras puts a count of the objects it
+    could not load first and the cause (a variable's shape, say) after it."""
+    lines = [line for line in str(e).splitlines()
+             if line.strip() and "objects could not be loaded" not in line]
+    line = (lines or [""])[0]
+    return f"{type(e).__name__}: {line if len(line) <= 200 else line[:200] + '...'}"
 
 
 def load_vae(run_dir: str, epoch: Optional[int] = None) -> VAE:
