@@ -52,6 +52,19 @@ def test_low_rank_gaussian_is_the_means_leading_principal_directions():
     assert factor.shape == (6, 8) and np.all(factor[:, 4:] == 0)
 
 
+def test_low_rank_gaussian_of_many_dimensions_matches_the_exact_principal_directions():
+    # 300 dimensions at rank 8: the randomized range finder's path (8 + its
+    # oversampling < 300), against numpy's eigendecomposition of the covariance.
+    rng = np.random.default_rng(2)
+    scales = np.geomspace(10.0, 0.1, 40)
+    means = (rng.normal(size=(500, 40)) * scales) @ rng.normal(size=(40, 300))
+    values, vectors = np.linalg.eigh(np.cov(means, rowvar=False, bias=True))
+    top = vectors[:, -8:] * np.sqrt(values[-8:])
+    _, factor = latent.fit_low_rank_gaussian(means, rank=8)
+    np.testing.assert_allclose(factor @ factor.T, top @ top.T,
+                               atol=1e-6 * np.abs(top @ top.T).max())
+
+
 @pytest.fixture(scope="module")
 def fitted_run(tmp_path_factory):
     config = tiny_config(output_dir=str(tmp_path_factory.mktemp("runs")),
