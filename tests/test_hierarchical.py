@@ -258,6 +258,7 @@ def test_the_fitted_sampling_prior_draws_every_group_in_its_priors_units():
     u = tf.random.stateless_normal([4, rank], tf.constant([3, 1], tf.int64)).numpy()
     drawn = model.sample_images(4, 3, [1.0, 0.0, 0.0])
     np.testing.assert_allclose(drawn, model.decode(mean[:2] + u @ factor[:2].T), atol=1e-6)
+    assert np.abs(drawn - model.sample_images(4, 3, 0.0)).max() > 1e-4
     # Every group, each at its own temperature: z_g = mean_p + std_p * e_g for the e
     # computed here, split by group and shaped like its map.
     factor = np.random.default_rng(0).normal(0.0, 0.3, factor.shape).astype(np.float32)
@@ -345,7 +346,7 @@ def test_each_epoch_fits_the_sampling_prior_to_every_groups_posterior_means(
     np.testing.assert_allclose(model.prior_mean.numpy(), mean, atol=1e-5)
     fitted = model.prior_factor.numpy()
     np.testing.assert_allclose(fitted @ fitted.T, factor @ factor.T, atol=1e-4)
-    assert np.abs(fitted).max() > 1e-2  # not the N(0, I) it starts as
+    assert np.abs(fitted).max() > 1e-2  # not the zeros it starts as
     # The export's sample signature draws from it (the top group's marginal as its
     # sampling_prior).
     run = TrainedRun(run_dir)
