@@ -271,6 +271,23 @@ def test_the_fitted_sampling_prior_draws_every_group_in_its_priors_units():
     # (e in float64 here, in float32 there)
     np.testing.assert_allclose(model.sample_images(4, 3, [1.0, 0.8, 0.5]), expected,
                                atol=1e-5)
+    # decode(z): the groups below the top at the fitted Gaussian's mean given the top
+    # group at z, E[e | e_top = z] = m + F (F_top^T F_top + ridge I)^-1 F_top^T (z - m_top),
+    # checked against the same conditional mean from the joint covariance (numpy).
+    z = np.array([[0.3, -0.7], [2.0, 1.0], [1.5, -2.0], [-1.0, 0.2]], np.float32)
+    f = factor.astype(np.float64)
+    cov = f @ f.T
+    cov[:2, :2] += hierarchical.FITTED_PRIOR_RIDGE * np.eye(2)
+    e = mean + (z - mean[:2]) @ np.linalg.solve(cov[:2, :2], cov[:2, :])
+    np.testing.assert_allclose(e[:, :2], z, atol=1e-6)  # the top group is z itself
+    parts = np.split(e.astype(np.float32), np.cumsum(sizes)[:-1], axis=1)
+    below = [tf.constant(p.reshape(4, side, side, 2)) for p, side in zip(parts[1:], (7, 14))]
+    expected = model.likelihood.mean(
+        model.top_down.prior(4, gaussian.fixed_draw(below), tf.ones([3]), top=z))
+    np.testing.assert_allclose(model.decode(z), expected, atol=1e-5)
+    # ... which differs from the groups below at their prior means (standard prior).
+    assert np.abs(model.decode(z) - model.likelihood.mean(
+        model.top_down.prior(4, top=z))).max() > 1e-3
 
 
 def test_configuration_errors_are_one_line():
@@ -352,6 +369,9 @@ def test_each_epoch_fits_the_sampling_prior_to_every_groups_posterior_means(
     run = TrainedRun(run_dir)
     np.testing.assert_allclose(run.sample(5, 2, 0.7), model.sample_images(5, 2, 0.7),
                                atol=1e-5)
+    # Its decode signature puts the groups below the top at their fitted mean given it.
+    codes = np.random.default_rng(1).normal(size=(5, model.latent_dim)).astype(np.float32)
+    np.testing.assert_allclose(run.decode(codes), model.decode(codes), atol=1e-5)
 
 
 def test_sampling_at_temperature_zero_is_deterministic(hierarchical_run):

@@ -26,7 +26,8 @@ channels, every network --conv_channels (one value) channels.
 VAE's interface means here (and so in the export):
   encode       q(z_top | x): the top group's posterior, [N, latent] (flattened)
   decode(z)    the decoder's mean with the top group at z and every group below at
-               its prior mean (temperature 0: deterministic)
+               its prior mean (temperature 0: deterministic); with
+               --sample_prior=fitted at the fitted Gaussian's mean given z
   call         reconstruction: every group at its posterior mean
   sample       every group drawn from its prior at a temperature (one, or one per group);
                with --sample_prior=fitted, z_g = mean_p + std_p * e_g, the e of every
@@ -374,9 +375,16 @@ class HierarchicalVAE(VAE):
                 tf.reshape(q.logvar, [-1, self.latent_dim]))
 
     def decoder_output(self, z, training=False):
-        """The likelihood's parameters with the top group at z and the rest at their
-        prior means."""
-        return self.top_down.prior(tf.shape(z)[0], top=z, training=training)
+        """The likelihood's parameters with the top group at z and the groups below at
+        their prior means; with --sample_prior=fitted at the fitted Gaussian's mean
+        given the top group (_fitted_conditional_noise)."""
+        batch = tf.shape(z)[0]
+        if self.config.sample_prior != "fitted":
+            return self.top_down.prior(batch, top=z, training=training)
+        below = self._fitted_conditional_noise(z)[1:]
+        return self.top_down.prior(batch, gaussian.fixed_draw(below),
+                                   tf.ones([self.hierarchy.num_groups]), top=z,
+                                   training=training)
 
     def posterior_pass(self, images, draw, num=1, training=False):
         """Every group from its posterior; the KL per group, each analytic given the
@@ -441,9 +449,34 @@ class HierarchicalVAE(VAE):
         spread = tf.matmul(tf.cast(draw([num, factor.shape[1]]), dtype), factor,
                            transpose_b=True)
         sizes = self.hierarchy.group_sizes()
-        e = self.prior_mean + tf.repeat(tf.cast(temperatures, dtype), sizes) * spread
-        return [tf.reshape(part, [-1, *shape])
-                for part, shape in zip(tf.split(e, sizes, axis=1), self.noise_shapes())]
+        return self._group_maps(
+            self.prior_mean + tf.repeat(tf.cast(temperatures, dtype), sizes) * spread)
+
+    def _fitted_conditional_noise(self, z):
+        """Each group's e at the fitted Gaussian's mean given the top group's e = z
+        (its prior is N(0, I)), shaped like its map, top first. With the top group's
+        marginal m_top + F_top u + ridge noise (sampling_prior), E[u | z] =
+        (F_top^T F_top + ridge I)^-1 F_top^T (z - m_top) and E[e | z] = m + F E[u | z]:
+        what a face's top code says of the groups below, so that decode (the explorer,
+        traversals, interpolations) draws a face where the prior means draw a smooth
+        head. Before the first fit F is 0: every group below at its prior mean."""
+        dtype = self.variable_dtype
+        factor = tf.convert_to_tensor(self.prior_factor)
+        # In float64: F_top^T F_top has rank up to the top group's size and
+        # eigenvalues down to the ridge, too ill-conditioned a system for float32.
+        top = tf.cast(factor[:self.latent_dim], tf.float64)
+        gram = (tf.matmul(top, top, transpose_a=True)
+                + FITTED_PRIOR_RIDGE * tf.eye(factor.shape[1], dtype=tf.float64))
+        offset = tf.cast(tf.cast(z, dtype) - self.prior_mean[:self.latent_dim], tf.float64)
+        u = tf.linalg.cholesky_solve(tf.linalg.cholesky(gram),
+                                     tf.matmul(top, offset, transpose_a=True, transpose_b=True))
+        u = tf.cast(tf.transpose(u), dtype)
+        return self._group_maps(self.prior_mean + tf.matmul(u, factor, transpose_b=True))
+
+    def _group_maps(self, e):
+        """[N, sum of the group sizes] split into each group's map, top first."""
+        return [tf.reshape(part, [-1, *shape]) for part, shape in
+                zip(tf.split(e, self.hierarchy.group_sizes(), axis=1), self.noise_shapes())]
 
     def prior_pass(self, num, draw, temperature):
         """Every group from its prior at `temperature` (one value, or one per group);

@@ -22,7 +22,8 @@
                                                 and the ELBO's KL term (nats)
 
 For --architecture=hierarchical, `latent` is the top group (flattened), `decode` sets
-the groups below it at their prior means, and `reconstruct` every group at its
+the groups below it at their prior means (with --sample_prior=fitted at the fitted
+Gaussian's mean given the top group), and `reconstruct` every group at its
 posterior mean; log_likelihood(images, z) is that of `decode(z)`'s distribution.
 Its export also has
 
