@@ -273,11 +273,12 @@ def test_the_fitted_sampling_prior_draws_every_group_in_its_priors_units():
                                atol=1e-5)
     # decode(z): the groups below the top at the fitted Gaussian's mean given the top
     # group at z, E[e | e_top = z] = m + F (F_top^T F_top + ridge I)^-1 F_top^T (z - m_top),
-    # checked against the same conditional mean from the joint covariance (numpy).
+    # checked against the same conditional mean from the joint covariance (numpy) of
+    # e = m + F u plus noise of the ridge's variance on the top group.
     z = np.array([[0.3, -0.7], [2.0, 1.0], [1.5, -2.0], [-1.0, 0.2]], np.float32)
     f = factor.astype(np.float64)
     cov = f @ f.T
-    cov[:2, :2] += hierarchical.FITTED_PRIOR_RIDGE * np.eye(2)
+    cov[:2, :2] += hierarchical.FITTED_CONDITIONAL_RIDGE * np.eye(2)
     e = mean + (z - mean[:2]) @ np.linalg.solve(cov[:2, :2], cov[:2, :])
     np.testing.assert_allclose(e[:, :2], z, atol=1e-6)  # the top group is z itself
     parts = np.split(e.astype(np.float32), np.cumsum(sizes)[:-1], axis=1)

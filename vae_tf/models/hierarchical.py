@@ -340,6 +340,16 @@ def temperatures_for(temperature, num_groups: int) -> tf.Tensor:
 # determined by a few thousand images and add blotches.
 FITTED_PRIOR_RANK = 128
 FITTED_PRIOR_RIDGE = 1e-4
+# decode's groups below the top are the fitted Gaussian's mean given the top group,
+# which treats what the top code has outside the fit's span as noise of this
+# variance per value. With FITTED_PRIOR_RIDGE instead, directions the fit barely
+# sees were amplified 50-fold: on the CelebA preset's 780 validation faces the
+# groups below predicted from the top code were further from their posterior means
+# than the fitted mean itself (mean square 0.135 against 0.082), and decode(encode(x))
+# drew exaggerated, blotchy faces. Mean square 0.092, 0.077, 0.073, 0.073, 0.074
+# and 0.076 at 1e-3, 1e-2, 3e-2, 1e-1, 3e-1 and 1: 3e-2 is the smallest within 1%
+# of the best, the one that smooths the faces least.
+FITTED_CONDITIONAL_RIDGE = 3e-2
 
 
 class HierarchicalVAE(VAE):
@@ -454,19 +464,18 @@ class HierarchicalVAE(VAE):
 
     def _fitted_conditional_noise(self, z):
         """Each group's e at the fitted Gaussian's mean given the top group's e = z
-        (its prior is N(0, I)), shaped like its map, top first. With the top group's
-        marginal m_top + F_top u + ridge noise (sampling_prior), E[u | z] =
+        (its prior is N(0, I)), shaped like its map, top first. With the top group
+        m_top + F_top u + noise of variance FITTED_CONDITIONAL_RIDGE, E[u | z] =
         (F_top^T F_top + ridge I)^-1 F_top^T (z - m_top) and E[e | z] = m + F E[u | z]:
         what a face's top code says of the groups below, so that decode (the explorer,
         traversals, interpolations) draws a face where the prior means draw a smooth
         head. Before the first fit F is 0: every group below at its prior mean."""
         dtype = self.variable_dtype
         factor = tf.convert_to_tensor(self.prior_factor)
-        # In float64: F_top^T F_top has rank up to the top group's size and
-        # eigenvalues down to the ridge, too ill-conditioned a system for float32.
+        # In float64: F_top^T F_top is close to singular (rank up to the top size).
         top = tf.cast(factor[:self.latent_dim], tf.float64)
         gram = (tf.matmul(top, top, transpose_a=True)
-                + FITTED_PRIOR_RIDGE * tf.eye(factor.shape[1], dtype=tf.float64))
+                + FITTED_CONDITIONAL_RIDGE * tf.eye(factor.shape[1], dtype=tf.float64))
         offset = tf.cast(tf.cast(z, dtype) - self.prior_mean[:self.latent_dim], tf.float64)
         u = tf.linalg.cholesky_solve(tf.linalg.cholesky(gram),
                                      tf.matmul(top, offset, transpose_a=True, transpose_b=True))

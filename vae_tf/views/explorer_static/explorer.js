@@ -216,7 +216,8 @@ async function start() {
   const [h, w, c] = info.image_shape;
   $("about").textContent = `${info.run}: ${info.dataset}, ${h}x${w}x${c} images, ` +
     `${info.latent_dim} latent dimensions` +
-    (info.hierarchical ? " (the top group: decoding puts the groups below it at their prior means)" : "") +
+    (info.hierarchical ? " (the top group: decoding puts the groups below it at " +
+      (info.sample_prior === "fitted" ? "the fitted Gaussian's mean given it)" : "their prior means)") : "") +
     `; samples from the ${info.sample_prior} sampling prior.`;
   buildSliders(info);
 
