@@ -65,7 +65,10 @@ def test_per_group_kl_of_a_two_group_model_matches_numpy():
     kl_second = 0.5 * np.sum(p_logvar - q_logvar - 1.0 + (np.exp(q_logvar) + (q_mean - p_mean) ** 2)
                              / np.exp(p_logvar), axis=(1, 2, 3))
     assert np.abs(p_mean).max() > 1e-3 and np.abs(p_logvar).max() > 1e-3  # a learned prior
-    np.testing.assert_allclose(kl_groups.numpy(), np.stack([kl_top, kl_second], 1), rtol=1e-4)
+    # atol: the top group's KL near the initial point is ~7e-4, a sum of terms near 1
+    # that cancel, so float32 leaves it ~1e-7 off (1.0e-4 relative, seen once).
+    np.testing.assert_allclose(kl_groups.numpy(), np.stack([kl_top, kl_second], 1), rtol=1e-4,
+                               atol=1e-6)
 
     # Logged per group and in total.
     logs = model.test_on_batch(x, return_dict=True)
