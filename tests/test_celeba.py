@@ -65,9 +65,11 @@ def test_bad_files_are_skipped_and_reported_and_the_run_completes(tmp_path):
     result = run_module(
         "vae_tf.train", "--dataset=celeba", f"--data_dir={tmp_path / 'celeba'}",
         f"--cache_dir={tmp_path / 'cache'}", f"--output_dir={tmp_path / 'out'}", "--run_name=bad",
-        "--epochs=1", "--steps_per_epoch=3", "--batch_size=8", "--latent_dim=4",
-        "--conv_channels=8,16", "--grid_size=2")
+        # The default preset (the hierarchical one), made tiny.
+        "--epochs=1", "--steps_per_epoch=3", "--batch_size=8", "--latent_dim=2",
+        "--conv_channels=8", "--hierarchy=4x1,8x1", "--grid_size=2")
     assert result.returncode == 0, result.stderr[-3000:]
+    assert "Preset: flags/celeba_hierarchical.cfg" in result.stdout + result.stderr
     report = [line for line in result.stderr.splitlines() if "Skipped" in line]
     assert len(report) == 1, result.stderr[-3000:]
     assert "Skipped 2 of 28 files that are not readable images: 202599.jpg (" in report[0]

@@ -130,6 +130,9 @@ def test_train_help_starts_with_usage_presets_and_commands():
     names = sorted(f[:-4] for f in os.listdir(os.path.join(REPO, "flags")) if f.endswith(".cfg"))
     assert [l.split()[0] for l in lines[presets + 1:presets + 1 + len(names)]] == names
     assert any(l.startswith("  smoke                    A run that finishes in seconds") for l in lines)
+    # The preset each dataset starts from is marked with the dataset's name.
+    assert any(l.startswith("  celeba_hierarchical      [celeba] CelebA faces") for l in lines)
+    assert all(len(l) <= 97 for l in lines[presets + 1:presets + 1 + len(names)])
     assert lines[presets + len(names) + 2].startswith("commands: train, evaluate, sample,")
     assert presets < 16 and lines.index("flags:") < 34
     assert not any(REPO in l or "/vae_tf/" in l for l in lines)

@@ -76,14 +76,17 @@ def _train_flags(*argv):
 def test_a_dataset_starts_from_its_preset_and_flags_given_override_it(monkeypatch):
     monkeypatch.chdir(REPO)
     preset, config = _train_flags("--dataset=celeba", "--latent_dim=32")
-    assert preset == "celeba"
-    # flags/celeba.cfg's settings, but the latent size given.
-    assert (config.recon_loss, config.crop, config.conv_channels, config.epochs) == (
-        "discretized_logistic", 148, (32, 64, 128, 256), 30)
+    assert preset == "celeba_hierarchical"
+    # flags/celeba_hierarchical.cfg's settings, but the latent size given.
+    assert (config.architecture, config.recon_loss, config.crop, config.batch_size,
+            config.epochs) == ("hierarchical", "discretized_mix_logistic", 148, 16, 22)
     assert config.latent_dim == 32
     # Given before --dataset or after it: the command line still wins.
     assert _train_flags("--latent_dim=32", "--dataset", "celeba")[1].latent_dim == 32
-    assert _train_flags("--dataset=celeba")[1].latent_dim == 64
+    assert _train_flags("--dataset=celeba")[1].latent_dim == 16
+    # The flat conv VAE is a preset away.
+    preset, config = _train_flags("--dataset=celeba", "--preset=celeba")
+    assert preset == "celeba" and config.conv_channels == (32, 64, 128, 256)
     for dataset in ("mnist", "fashion_mnist", "frey", "cifar10"):
         preset, config = _train_flags(f"--dataset={dataset}")
         assert preset == dataset

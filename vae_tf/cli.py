@@ -108,10 +108,14 @@ def help_text(flag_names: Sequence[str]) -> str:
     if doc:
         lines += [doc, ""]
     if "dataset" in flag_names and presets.summaries():
-        lines.append("presets: --dataset=X starts from flags/X.cfg where there is one; "
-                     "--preset=<name> or --flagfile=flags/<name>.cfg picks one, --preset=none "
-                     "the bare defaults; flags given override it:")
-        lines += [f"  {name:<25}{first}" for name, first in presets.summaries().items()]
+        lines.append("presets: --dataset=X starts from the one marked [X]; --preset=<name> "
+                     "or --flagfile=flags/<name>.cfg picks one, --preset=none the bare "
+                     "defaults; flags given override it:")
+        datasets = {name: dataset for dataset, name in presets.DATASET_PRESETS.items()}
+        for name, first in presets.summaries().items():
+            if name in datasets:
+                first = f"[{datasets[name]}] {first}"
+            lines.append(f"  {name:<25}" + (first if len(first) <= 70 else first[:67] + "..."))
         lines.append("")
     lines += [f"commands: {', '.join(COMMANDS)} (`vae-tf <command> --help` for each).", ""]
     # absl's listing of the command's flags, without its header line (a source path).

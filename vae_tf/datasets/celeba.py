@@ -1,6 +1,6 @@
 """`--dataset=celeba`: CelebA's aligned faces (img_align_celeba), 64x64 RGB.
 
-    python -m vae_tf.train --flagfile=flags/celeba.cfg --data_dir=/path/to/celeba
+    python -m vae_tf.train --dataset=celeba --data_dir=/path/to/celeba
 
 Looked for, first found wins:
 1. --data_dir (only there when it is given), which may be the `img_align_celeba/`

@@ -94,11 +94,11 @@ class ImageGridCallback(keras.callbacks.Callback):
     and, when `tensorboard_dir` is given, the same grids as TensorBoard images there.
     """
 
-    def __init__(self, run_dir: rundir.RunDir, test_images: np.ndarray, seed: int,
+    def __init__(self, run_dir: rundir.RunDir, monitor_images: np.ndarray, seed: int,
                  grid_size: int, temperature: float = 1.0, tensorboard_dir: str = None):
         super().__init__()
         self.run_dir = run_dir
-        self.test_images = test_images
+        self.monitor_images = monitor_images
         self.seed, self.temperature = seed, temperature
         self.grid_size = grid_size
         self.tensorboard_dir = tensorboard_dir
@@ -106,10 +106,10 @@ class ImageGridCallback(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         model = _ArrayModel(self.model)
-        pairs = pictures.reconstruction_pairs(model, self.test_images)
+        pairs = pictures.reconstruction_pairs(model, self.monitor_images)
         # The same seed every epoch, so the grids show the decoder learn.
         samples = pictures.samples(model, self.grid_size ** 2, self.temperature, self.seed)
-        traversal = pictures.traversal(model, self.test_images[0])
+        traversal = pictures.traversal(model, self.monitor_images[0])
         pictures_by_kind = {
             "recon": grids.make_grid(pairs, cols=2 * _pairs_per_row(self.grid_size)),
             "samples": grids.make_grid(samples, cols=self.grid_size),
@@ -152,16 +152,16 @@ class CollapseMonitor(keras.callbacks.Callback):
                   means)
     """
 
-    def __init__(self, test_images: np.ndarray, batch_size: int):
+    def __init__(self, monitor_images: np.ndarray, batch_size: int):
         super().__init__()
-        self.test_images = test_images
+        self.monitor_images = monitor_images
         self.batch_size = batch_size
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is None:
             return
-        batches = [self.model.group_posteriors(self.test_images[i:i + self.batch_size])
-                   for i in range(0, len(self.test_images), self.batch_size)]
+        batches = [self.model.group_posteriors(self.monitor_images[i:i + self.batch_size])
+                   for i in range(0, len(self.monitor_images), self.batch_size)]
         counts = []
         for group in zip(*batches):  # one group's (mean, logvar) of every batch
             means, logvars = (np.concatenate([np.asarray(pair[k]) for pair in group])
@@ -376,13 +376,13 @@ def _csv_value(value) -> str:
     return str(int(value)) if value.is_integer() and abs(value) < 2 ** 53 else repr(value)
 
 
-def make_callbacks(config: Config, run_dir: rundir.RunDir, test_images: np.ndarray,
+def make_callbacks(config: Config, run_dir: rundir.RunDir, monitor_images: np.ndarray,
                    write_dir: rundir.RunDir = None, restored: bool = False,
                    prior_fit_batches=None):
     """The callbacks of a training run, all writing under `write_dir` (the run
     directory, or a temporary folder for non-chief workers of a multi-worker run).
 
-    `test_images` is a fixed set of validation images (training images where there
+    `monitor_images` is a fixed set of validation images (training images where there
     is no validation split; num_monitor_images of them): the first
     num_grid_images appear in the reconstruction grid, and all of them count
     the active units. The test split is not seen during training.
@@ -402,12 +402,12 @@ def make_callbacks(config: Config, run_dir: rundir.RunDir, test_images: np.ndarr
     if config.sample_prior == "fitted":
         callbacks.append(FitSamplingPrior(prior_fit_batches))
     callbacks += [
-        CollapseMonitor(test_images, config.batch_size),
+        CollapseMonitor(monitor_images, config.batch_size),
         EpochTimer(),
         MetricsLogger(write_dir),
         EpochSummary(),
         keras.callbacks.TensorBoard(write_dir.tensorboard_dir, write_graph=False),
-        ImageGridCallback(write_dir, test_images[:num_grid_images(config.grid_size)],
+        ImageGridCallback(write_dir, monitor_images[:num_grid_images(config.grid_size)],
                           config.seed, config.grid_size, config.temperature,
                           tensorboard_dir=write_dir.tensorboard_dir),
     ]
