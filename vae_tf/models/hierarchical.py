@@ -472,7 +472,8 @@ class HierarchicalVAE(VAE):
         head. Before the first fit F is 0: every group below at its prior mean."""
         dtype = self.variable_dtype
         factor = tf.convert_to_tensor(self.prior_factor)
-        # In float64: F_top^T F_top is close to singular (rank up to the top size).
+        # In float64, a margin: F_top^T F_top has directions the top group barely sees,
+        # and the ridge keeps the system's condition number in the hundreds.
         top = tf.cast(factor[:self.latent_dim], tf.float64)
         gram = (tf.matmul(top, top, transpose_a=True)
                 + FITTED_CONDITIONAL_RIDGE * tf.eye(factor.shape[1], dtype=tf.float64))
