@@ -59,9 +59,13 @@ def test_kid_is_the_unbiased_mmd_with_the_cubic_kernel():
     k = lambda u, v: (u @ v / 4 + 1.0) ** 3  # noqa: E731
     within = sum(k(x[i], x[j]) + k(y[i], y[j]) for i in range(6) for j in range(6) if i != j)
     expected = within / 30 - 2 * np.mean([[k(u, v) for v in y] for u in x])
-    # One subset of all six images: a permutation, which the estimate does not see.
+    # One subset of all six images: a permutation, which the estimate does not see;
+    # asked for 100 such subsets, one estimate and no spread.
     kid, std = fid.kernel_inception_distance(x, y, subsets=1, subset_size=6)
-    assert kid == pytest.approx(expected, rel=1e-12) and std == 0.0
+    assert kid == pytest.approx(expected, rel=1e-12) and std is None
+    assert fid.kernel_inception_distance(x, y, subset_size=1000) == (kid, None)
+    _, std = fid.kernel_inception_distance(x, y, subsets=20, subset_size=3)
+    assert std > 0
     same = fid.kernel_inception_distance(rng.normal(size=(400, 8)), rng.normal(size=(400, 8)),
                                          subsets=10, subset_size=200)[0]
     shifted = fid.kernel_inception_distance(rng.normal(size=(400, 8)),
@@ -162,6 +166,8 @@ def test_fid_pipeline_on_a_tiny_network_of_the_inception_interface(binarized_run
     assert "FID samples" in result.stdout and "biased upward" in result.stdout
     values = json.loads((copy / "eval.json").read_text())["fid"]
     assert values["num_images"] == 20 and values["kid_subset_size"] == 20
+    assert values["kid_subsets"] == 1 and values["kid_samples_std"] is None
+    assert "(KID " in result.stdout and "on all 20 images, no subsets)" in result.stdout
     assert network.sha256[:16] in values["network"]
     assert values["temperature"] == run.config.temperature == 1.0  # the run's own
 

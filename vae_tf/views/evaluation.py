@@ -212,8 +212,10 @@ def format_table(r: dict) -> str:
         at = f" (T={temperatures.text(fid['temperature'])})" if "temperature" in fid else ""
         for key, name in (("samples", "FID samples" + at),
                           ("reconstructions", "FID reconstructions")):
-            rows.append((name, f"{fid[key]:9.2f}   (KID {fid['kid_' + key]:.4f} "
-                               f"± {fid['kid_' + key + '_std']:.4f})"))
+            std = fid.get(f"kid_{key}_std")
+            spread = (f"± {std:.4f}" if std is not None
+                      else f"on all {fid['num_images']} images, no subsets")
+            rows.append((name, f"{fid[key]:9.2f}   (KID {fid['kid_' + key]:.4f} {spread})"))
     head = (f"{r['run_dir']}: {r['num_images']} {r['dataset']} {r.get('split', 'test')} images, "
             f"{r['seconds']:.0f} s\nlikelihood: {r['likelihood']}")
     lines = [head] + [f"  {name:<20}{value}" for name, value in rows]

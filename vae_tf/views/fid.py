@@ -67,10 +67,14 @@ def kernel_inception_distance(features_a: np.ndarray, features_b: np.ndarray,
                               subsets: int = KID_SUBSETS, subset_size: int = KID_SUBSET_SIZE,
                               seed: int = 0):
     """KID: (mean, standard deviation) over `subsets` subsets of min(subset_size, N)
-    images drawn without replacement from each set."""
+    images drawn without replacement from each set. Where a subset holds every image
+    of both sets, every subset would be the same: one estimate, and None for the
+    standard deviation (as for subsets=1)."""
     rng = np.random.default_rng(seed)
     a, b = np.asarray(features_a, np.float64), np.asarray(features_b, np.float64)
     m, dims = min(subset_size, len(a), len(b)), a.shape[1]
+    if m == len(a) == len(b):
+        subsets = 1
     values = []
     for _ in range(subsets):
         x = a[rng.choice(len(a), m, replace=False)]
@@ -80,7 +84,7 @@ def kernel_inception_distance(features_a: np.ndarray, features_b: np.ndarray,
         # The unbiased MMD^2 leaves out each image's kernel with itself.
         within = (k_xx.sum() - np.trace(k_xx) + k_yy.sum() - np.trace(k_yy)) / (m * (m - 1))
         values.append(within - 2.0 * k_xy.mean())
-    return float(np.mean(values)), float(np.std(values))
+    return float(np.mean(values)), float(np.std(values)) if subsets > 1 else None
 
 
 def sample_quality(run, images: np.ndarray, network, seed: int = 0,
@@ -112,7 +116,7 @@ def sample_quality(run, images: np.ndarray, network, seed: int = 0,
     for name in ("samples", "reconstructions"):
         kid, kid_std = kernel_inception_distance(features["test"], features[name], seed=seed)
         results[f"kid_{name}"], results[f"kid_{name}_std"] = kid, kid_std
-    results["kid_subsets"] = KID_SUBSETS
+    results["kid_subsets"] = 1 if len(images) <= KID_SUBSET_SIZE else KID_SUBSETS
     results["kid_subset_size"] = min(KID_SUBSET_SIZE, len(images))
     results["seconds"] = round(time.perf_counter() - start, 1)
     return results
