@@ -25,8 +25,7 @@ TRAINING_FLAGS = tuple(_CONFIG_FIELDS)
 COMMAND_FLAGS = {
     "preset": ("string", "", "The flags/ preset training starts from, by name (celeba, "
                "mnist_hierarchical, ...). When empty: the preset of --dataset where it has "
-               "one (celeba: flags/celeba_hierarchical.cfg; mnist, fashion_mnist, frey, "
-               "cifar10: flags/<dataset>.cfg); "
+               "one (train --help marks each dataset's); "
                "'none' starts from the bare defaults. Flags given on the command line "
                "override the preset; an explicit --flagfile replaces it.", {}),
     "run_dir": ("string", None, "Run directory written by vae_tf.train (it holds "
