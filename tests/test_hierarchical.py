@@ -4,6 +4,7 @@ commands, whose export samples without vae_tf."""
 
 import dataclasses
 import json
+import math
 import os
 import subprocess
 import sys
@@ -274,6 +275,32 @@ def test_the_fitted_sampling_prior_draws_every_group_in_its_priors_units():
     # (e in float64 here, in float32 there)
     np.testing.assert_allclose(model.sample_images(4, 3, [1.0, 0.8, 0.5]), expected,
                                atol=1e-5)
+    # A mixture of two components over the standardized coordinates c: each sample's
+    # c = mu_k + L_k u, k picked by the seed's second draw n (Phi(n) against the
+    # running sum of the weights 0.3, 0.7), e = m + T_g F c.
+    k_max = hierarchical.FITTED_PRIOR_COMPONENTS
+    weights = np.zeros(k_max, np.float32)
+    weights[:2] = [0.3, 0.7]
+    rng = np.random.default_rng(4)
+    mus = np.zeros((k_max, rank), np.float32)
+    mus[:2] = rng.normal(0.0, 2.0, (2, rank))
+    trils = np.zeros((k_max, rank, rank), np.float32)
+    trils[:2] = np.tril(rng.normal(0.0, 0.5, (2, rank, rank)))
+    model.prior_weights.assign(weights)
+    model.prior_component_means.assign(mus)
+    model.prior_component_scale_trils.assign(trils)
+    n = tf.random.stateless_normal([8, 1], tf.constant([5, 2], tf.int64)).numpy()[:, 0]
+    picked = np.where(0.5 * (1 + np.vectorize(math.erf)(n / np.sqrt(2))) <= 0.3, 0, 1)
+    assert 0 < picked.sum() < 8  # both components drawn
+    u = tf.random.stateless_normal([8, rank], tf.constant([5, 1], tf.int64)).numpy()
+    c = mus[picked] + np.einsum("nij,nj->ni", trils[picked], u)
+    e = mean + np.repeat([1.0, 0.8, 0.5], sizes) * (c @ factor.T)
+    parts = np.split(e.astype(np.float32), np.cumsum(sizes)[:-1], axis=1)
+    noise = [tf.constant(p.reshape(8, side, side, 2)) for p, side in zip(parts, (1, 7, 14))]
+    expected = model.likelihood.mean(
+        model.top_down.prior(8, gaussian.fixed_draw(noise), tf.ones([3])))
+    np.testing.assert_allclose(model.sample_images(8, 5, [1.0, 0.8, 0.5]), expected,
+                               atol=1e-5)
     # decode(z): the groups below the top at the fitted Gaussian's mean given the top
     # group at z, E[e | e_top = z] = m + F (F_top^T F_top + ridge I)^-1 F_top^T (z - m_top),
     # checked against the same conditional mean from the joint covariance (numpy) of
@@ -363,11 +390,16 @@ def test_each_epoch_fits_the_sampling_prior_to_every_groups_posterior_means(
     for g, (m, _) in enumerate(model.group_posteriors(images)):
         start = [0, 2, 100][g]
         np.testing.assert_allclose(means[:len(m), start:start + m.shape[1]], m, atol=1e-5)
-    mean, factor = latent.fit_low_rank_gaussian(means, model.prior_factor.shape[1])
+    mean, factor, weights, _, _ = latent.fit_low_rank_mixture(
+        means, model.prior_factor.shape[1], model.prior_weights.shape[0])
     np.testing.assert_allclose(model.prior_mean.numpy(), mean, atol=1e-5)
     fitted = model.prior_factor.numpy()
     np.testing.assert_allclose(fitted @ fitted.T, factor @ factor.T, atol=1e-4)
     assert np.abs(fitted).max() > 1e-2  # not the zeros it starts as
+    # ... and its mixture: as many components as fitted here, their shares alike.
+    held = model.prior_weights.numpy()
+    assert np.count_nonzero(held) == np.count_nonzero(weights) > 1
+    np.testing.assert_allclose(np.sort(held), np.sort(weights), atol=0.02)
     # The export's sample signature draws from it (the top group's marginal as its
     # sampling_prior).
     run = TrainedRun(run_dir)

@@ -65,6 +65,50 @@ def test_low_rank_gaussian_of_many_dimensions_matches_the_exact_principal_direct
                                atol=1e-6 * np.abs(top @ top.T).max())
 
 
+def test_low_rank_mixture_finds_the_clusters_in_the_gaussians_standardized_coordinates():
+    # Three clusters of codes (shares 0.5, 0.3, 0.2) in 30 dimensions, each spread
+    # along its own directions.
+    rng = np.random.default_rng(3)
+    centres = rng.normal(0.0, 4.0, size=(3, 30))
+    counts = [600, 360, 240]
+    means = np.concatenate([c + rng.normal(size=(n, 5)) @ rng.normal(0.0, 0.5, size=(5, 30))
+                            for c, n in zip(centres, counts)])
+    mean, factor, weights, component_means, scale_trils = latent.fit_low_rank_mixture(
+        means, rank=10, components=3)
+    # The same Gaussian as fit_low_rank_gaussian; the codes' coordinates c on it
+    # (e = mean + F c) by least squares.
+    reference_mean, reference_factor = latent.fit_low_rank_gaussian(means, rank=10)
+    np.testing.assert_allclose(mean, reference_mean)
+    np.testing.assert_allclose(factor @ factor.T, reference_factor @ reference_factor.T,
+                               atol=1e-8)
+    coords = np.linalg.lstsq(factor, (means - mean).T, rcond=None)[0].T
+    np.testing.assert_allclose(coords.mean(0), 0.0, atol=1e-8)
+    np.testing.assert_allclose(np.cov(coords, rowvar=False, bias=True), np.eye(10), atol=1e-8)
+    # One component per cluster: its share, its coordinates' mean and covariance.
+    order = np.argsort(-weights)
+    np.testing.assert_allclose(weights[order], [0.5, 0.3, 0.2], atol=1e-6)
+    start = np.cumsum([0] + counts)
+    for k, (a, b) in zip(order, zip(start[:-1], start[1:])):
+        np.testing.assert_allclose(component_means[k], coords[a:b].mean(0), atol=1e-6)
+        covariance = np.cov(coords[a:b], rowvar=False, bias=True)
+        np.testing.assert_allclose(scale_trils[k] @ scale_trils[k].T,
+                                   covariance + latent.MIXTURE_COVARIANCE_RIDGE * np.eye(10),
+                                   atol=1e-6)
+        assert np.allclose(scale_trils[k], np.tril(scale_trils[k]))
+    # Fewer codes than components and directions: the rest have weight 0 and zeros.
+    _, factor, weights, component_means, scale_trils = latent.fit_low_rank_mixture(
+        means[:4], rank=8, components=6)
+    assert weights.shape == (6,) and np.all(weights[4:] == 0) and abs(weights.sum() - 1) < 1e-9
+    # (4 centred codes span 3 directions.)
+    assert np.all(component_means[:, 3:] == 0) and np.all(scale_trils[:, 3:, :] == 0)
+    assert np.all(np.isfinite(scale_trils)) and np.abs(component_means).max() < 10
+    # Codes all alike: one component at the mean.
+    mean, _, weights, component_means, _ = latent.fit_low_rank_mixture(
+        np.ones((5, 4)), rank=2, components=3)
+    np.testing.assert_allclose(mean, 1.0)
+    assert list(weights) == [1, 0, 0] and np.all(component_means == 0)
+
+
 @pytest.fixture(scope="module")
 def fitted_run(tmp_path_factory):
     config = tiny_config(output_dir=str(tmp_path_factory.mktemp("runs")),

@@ -332,13 +332,19 @@ def temperatures_for(temperature, num_groups: int) -> tf.Tensor:
     return tf.broadcast_to(t, [num_groups])
 
 
-# The rank of the fitted sampling prior's covariance: its principal directions of
-# the training images' posterior means in their priors' units. Chosen on the CelebA
-# preset's validation FID of samples (10,752 dimensions, 4,591 images): 144, 140,
-# 137, 162, 206 and 242 at ranks 32, 64, 128, 256, 512 and 1,024 (379 with the
-# learned priors). The directions past the first hundred are too weakly
-# determined by a few thousand images and add blotches.
+# The fitted sampling prior: the training images' posterior means in their priors'
+# units on their first FITTED_PRIOR_RANK principal directions, modelled by a mixture
+# of FITTED_PRIOR_COMPONENTS Gaussians. Chosen on the validation FID of samples of
+# the CelebA preset (10,752 dimensions, 4,591 images; docs/models.md). One Gaussian
+# at ranks 32 to 1,024: 144, 140, 137, 162, 206 and 242 (a 22-epoch run in batches
+# of 32; 379 with the learned priors): past the first hundred or so, directions are
+# too weakly determined to add anything but blotches. On the preset's own run, rank
+# 128 / 256: 117.4 / 127.0 with one Gaussian, 111.8 / 117.7 with 20 components
+# (117.1 with 50 at 256). A mixture keeps a draw within one cluster of faces where
+# one Gaussian averages clusters into a ghostly face; its draws stay as far from the
+# training faces' codes as the validation faces' are.
 FITTED_PRIOR_RANK = 128
+FITTED_PRIOR_COMPONENTS = 20
 FITTED_PRIOR_RIDGE = 1e-4
 # decode's groups below the top are the fitted Gaussian's mean given the top group,
 # which treats what the top code has outside the fit's span as noise of this
@@ -423,17 +429,32 @@ class HierarchicalVAE(VAE):
     # are blotches; with e from one Gaussian fitted to the training images' posterior
     # means of all groups at once they are faces. So --sample_prior=fitted fits that
     # Gaussian on the span of the means' first FITTED_PRIOR_RANK principal directions
-    # (mean m, covariance F F^T: latent.fit_low_rank_gaussian) and draws
-    # z_g = mean_p + std_p * (m_g + T_g F_g u), u ~ N(0, I): the learned priors' means
-    # and scales, the fitted Gaussian's coupling. Until its first fit (after the
-    # first epoch) F is 0: every group at its prior mean.
+    # (mean m, covariance F F^T), refined into a mixture of FITTED_PRIOR_COMPONENTS
+    # Gaussians over the standardized coordinates c (latent.fit_low_rank_mixture),
+    # and draws z_g = mean_p + std_p * (m_g + T_g F_g c): the learned priors' means
+    # and scales, the fitted mixture's coupling. decode and the top group's marginal
+    # keep the one Gaussian (the mixture's own mean and covariance). Until the first
+    # fit (after the first epoch) F is 0: every group at its prior mean.
     def _add_sampling_prior_weights(self):
         size = sum(self.hierarchy.group_sizes())
         self.prior_mean = self.add_weight(shape=(size,), initializer="zeros",
                                           trainable=False, name="prior_mean")
-        self.prior_factor = self.add_weight(shape=(size, min(FITTED_PRIOR_RANK, size)),
-                                            initializer="zeros", trainable=False,
-                                            name="prior_factor")
+        rank = min(FITTED_PRIOR_RANK, size)
+        self.prior_factor = self.add_weight(shape=(size, rank), initializer="zeros",
+                                            trainable=False, name="prior_factor")
+        # The mixture over the standardized coordinates c (e = m + F c); until its
+        # first fit one component, N(0, I).
+        k = FITTED_PRIOR_COMPONENTS
+        self.prior_weights = self.add_weight(
+            shape=(k,), initializer=lambda shape, dtype: tf.one_hot(0, k, dtype=dtype),
+            trainable=False, name="prior_weights")
+        self.prior_component_means = self.add_weight(
+            shape=(k, rank), initializer="zeros", trainable=False,
+            name="prior_component_means")
+        self.prior_component_scale_trils = self.add_weight(
+            shape=(k, rank, rank),
+            initializer=lambda shape, dtype: tf.eye(rank, batch_shape=[k], dtype=dtype),
+            trainable=False, name="prior_component_scale_trils")
 
     def prior_fit_codes(self, images):
         """Every group's posterior in its prior's units (group_posteriors), the groups
@@ -453,11 +474,19 @@ class HierarchicalVAE(VAE):
         return tf.convert_to_tensor(self.prior_mean)[:d], tf.linalg.cholesky(cov)
 
     def _fitted_prior_noise(self, draw, num, temperatures):
-        """Each group's e = m + T_g F u, shaped like its map, top first."""
+        """Each group's e = m + T_g F c, shaped like its map, top first: c from the
+        mixture, c = mu_k + L_k u with u the first draw and the component k picked by
+        the second (a normal turned uniform, against the weights' running sum)."""
         dtype = self.variable_dtype
         factor = tf.convert_to_tensor(self.prior_factor)
-        spread = tf.matmul(tf.cast(draw([num, factor.shape[1]]), dtype), factor,
-                           transpose_b=True)
+        u = tf.cast(draw([num, factor.shape[1]]), dtype)
+        uniform = 0.5 * (1.0 + tf.math.erf(tf.cast(draw([num, 1]), dtype) / math.sqrt(2.0)))
+        bounds = tf.math.cumsum(tf.convert_to_tensor(self.prior_weights))[None]
+        component = tf.minimum(tf.searchsorted(tf.repeat(bounds, num, axis=0), uniform)[:, 0],
+                               FITTED_PRIOR_COMPONENTS - 1)
+        coords = (tf.gather(self.prior_component_means, component)
+                  + tf.linalg.matvec(tf.gather(self.prior_component_scale_trils, component), u))
+        spread = tf.matmul(coords, factor, transpose_b=True)
         sizes = self.hierarchy.group_sizes()
         return self._group_maps(
             self.prior_mean + tf.repeat(tf.cast(temperatures, dtype), sizes) * spread)

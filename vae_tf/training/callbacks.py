@@ -55,7 +55,7 @@ class _ArrayModel:
 class FitSamplingPrior(keras.callbacks.Callback):
     """After each epoch, fits the model's sampling prior (--sample_prior=fitted) to
     the posterior codes of a fixed set of training images: latent.fit_gaussian, or
-    for a hierarchy (every group's posterior) latent.fit_low_rank_gaussian.
+    for a hierarchy (every group's posterior) latent.fit_low_rank_mixture.
     Before the grids, so that the samples grid shows it, and before the checkpoint,
     which carries it."""
 
@@ -73,8 +73,12 @@ class FitSamplingPrior(keras.callbacks.Callback):
         means = np.concatenate([np.asarray(m) for m, _ in codes])
         logvars = np.concatenate([np.asarray(v) for _, v in codes])
         if hasattr(self.model, "prior_factor"):  # a hierarchy's: of low rank
-            mean, factor = latent.fit_low_rank_gaussian(means, self.model.prior_factor.shape[1])
-            self.model.prior_factor.assign(factor.astype(np.float32))
+            m = self.model
+            mean, *mixture = latent.fit_low_rank_mixture(
+                means, m.prior_factor.shape[1], m.prior_weights.shape[0])
+            for weight, value in zip([m.prior_factor, m.prior_weights, m.prior_component_means,
+                                      m.prior_component_scale_trils], mixture):
+                weight.assign(value.astype(np.float32))
         else:
             mean, scale_tril = latent.fit_gaussian(means, logvars)
             self.model.prior_scale_tril.assign(scale_tril.astype(np.float32))

@@ -104,7 +104,12 @@ def load_vae(run_dir: str, epoch: Optional[int] = None) -> VAE:
     if epoch not in checkpoints:
         raise UserError(f"{run_dir} has no checkpoint of epoch {epoch} "
                         f"(it has {sorted(checkpoints) or 'none'}).")
-    model.load_weights(checkpoints[epoch])
+    try:
+        model.load_weights(checkpoints[epoch])
+    except Exception as e:  # noqa: BLE001  h5py and Keras raise many types here
+        raise UserError(f"{checkpoints[epoch]} does not load ({_load_error(e)}): it is "
+                        "damaged, or was written by a model of other weights (an older "
+                        "vae_tf); its run's export still serves.") from None
     return model
 
 

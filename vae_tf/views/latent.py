@@ -79,6 +79,47 @@ def fit_low_rank_gaussian(means: np.ndarray, rank: int):
     return means.mean(axis=0), factor
 
 
+# The mixture's covariances get this much variance added on their diagonals (in
+# the principal directions' standardized units): a component of fewer images than
+# directions has a singular covariance of its own.
+MIXTURE_COVARIANCE_RIDGE = 1e-3
+
+
+def fit_low_rank_mixture(means: np.ndarray, rank: int, components: int):
+    """fit_low_rank_gaussian's Gaussian refined into a mixture: the means' coordinates
+    c on its `rank` directions, standardized (e = mean + F c, so c has mean 0 and
+    covariance I), modelled by `components` full-covariance Gaussians (scikit-learn's
+    EM, k-means start, seed 0), as Ghosh et al. 2020 fit their ex-post mixture.
+    Faces cluster (hair, pose, background), and draws from one Gaussian blend the
+    clusters into ghostly, averaged faces; a mixture keeps a draw within one.
+
+    Returns (mean, F, weights [components], component means [components, rank],
+    component Cholesky factors [components, rank, rank]), in float64. With fewer
+    codes than components the extra components have weight 0; directions F does not
+    use (beyond what the codes span) get zero coordinates.
+    """
+    from sklearn.mixture import GaussianMixture
+
+    mean, factor = fit_low_rank_gaussian(means, rank)
+    scales = np.linalg.norm(factor, axis=0)
+    # Directions of round-off size (past what the codes span) are not used.
+    used = scales > 1e-9 * scales.max(initial=0.0)
+    weights = np.zeros(components)
+    component_means = np.zeros((components, rank))
+    scale_trils = np.zeros((components, rank, rank))
+    if not used.any():  # every code the same: all of the mixture at the mean
+        weights[0] = 1.0
+        return mean, factor, weights, component_means, scale_trils
+    coords = (np.asarray(means, np.float64) - mean) @ factor[:, used] / scales[used] ** 2
+    fitted = min(components, len(coords))
+    mixture = GaussianMixture(fitted, covariance_type="full", random_state=0,
+                              reg_covar=MIXTURE_COVARIANCE_RIDGE).fit(coords)
+    weights[:fitted] = mixture.weights_
+    component_means[:fitted, used] = mixture.means_
+    scale_trils[np.ix_(np.arange(fitted), used, used)] = np.linalg.cholesky(mixture.covariances_)
+    return mean, factor, weights, component_means, scale_trils
+
+
 def _leading_singular_pairs(matrix: np.ndarray, rank: int, oversampling: int = 128,
                             power_iterations: int = 4):
     """The `rank` largest singular values of `matrix` and their right singular
