@@ -239,9 +239,9 @@ class Config:
         "ELBO is computed with; 'fitted', a full-covariance Gaussian fitted after each "
         "epoch to the training images' posterior codes (the aggregate posterior), which "
         "avoids the regions of N(0, I) that no image's code reaches (for a hierarchy: "
-        "one Gaussian of rank 128 over every group's posterior means "
-        "in its prior's units, so that the groups' cells are drawn coupled as a face's "
-        "are). The sample grids, the sample command, FID and the export's sample and "
+        "a mixture of 20 Gaussians on the first 128 principal directions of every "
+        "group's posterior means in its prior's units, so that the groups' cells are "
+        "drawn coupled as a face's are). The sample grids, the sample command, FID and the export's sample and "
         "sampling_prior signatures use it; the ELBO, IWAE and bits/dim stay those of "
         "the model's own prior.", enum=SAMPLE_PRIORS)
     grid_size: int = _field(

@@ -10,9 +10,10 @@
                                                 e ~ N(0, T^2 I) (N(0, I) unless the run
                                                 has --sample_prior=fitted)
   sample(num [], seed [] int64, temperature [T]) -> images [num,H,W,C]: decoder means of
-                                                `num` samples from the model's prior at
-                                                one temperature (T=1) or one per latent
-                                                group; the same images for a seed
+                                                `num` samples from the model's (or the
+                                                fitted) prior at one temperature (T=1)
+                                                or one per latent group; the same
+                                                images for a seed
   log_weights(images, seeds [N,2] int64, first [], num [] int32)
                                              -> log_likelihood, log_weight, kl [N, num]:
                                                 samples first..first+num-1 of q(z|x) per
