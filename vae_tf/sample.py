@@ -1,5 +1,6 @@
 """Draw samples from a trained run: codes from its sampling prior at temperature T
-(N(0, T^2 I), or the fitted Gaussian of --sample_prior=fitted) through the decoder.
+(N(0, T^2 I), or the fitted Gaussian of --sample_prior=fitted, a hierarchy's fitted
+mixture) through the decoder.
 
     python -m vae_tf.sample --run_dir=outputs/<run> --num=64 [--temperature=T]
     python -m vae_tf.sample --run_dir=outputs/<hierarchical run> --group_temperatures=1,0.8,...

@@ -31,8 +31,8 @@ VAE's interface means here (and so in the export):
   call         reconstruction: every group at its posterior mean
   sample       every group drawn from its prior at a temperature (one, or one per group);
                with --sample_prior=fitted, z_g = mean_p + std_p * e_g, the e of every
-               group drawn jointly from a Gaussian fitted to the training images'
-               posteriors in their priors' units (see HierarchicalVAE)
+               group drawn jointly from a mixture of Gaussians fitted to the training
+               images' posteriors in their priors' units (see HierarchicalVAE)
 """
 
 import functools
