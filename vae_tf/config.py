@@ -241,9 +241,9 @@ class Config:
         "avoids the regions of N(0, I) that no image's code reaches (for a hierarchy: "
         "a mixture of 20 Gaussians on the first 128 principal directions of every "
         "group's posterior means in its prior's units, so that the groups' cells are "
-        "drawn coupled as a face's are). The sample grids, the sample command, FID and the export's sample and "
-        "sampling_prior signatures use it; the ELBO, IWAE and bits/dim stay those of "
-        "the model's own prior.", enum=SAMPLE_PRIORS)
+        "drawn coupled as a face's are). The sample grids, the sample command, FID and "
+        "the export's sample and sampling_prior signatures use it; the ELBO, IWAE and "
+        "bits/dim stay those of the model's own prior.", enum=SAMPLE_PRIORS)
     grid_size: int = _field(
         8, "Rows and columns of the image grids: those saved after each epoch, and the "
         "manifold command's grid of codes.", lower=1, upper=64)

@@ -480,10 +480,9 @@ class HierarchicalVAE(VAE):
         dtype = self.variable_dtype
         factor = tf.convert_to_tensor(self.prior_factor)
         u = tf.cast(draw([num, factor.shape[1]]), dtype)
-        uniform = 0.5 * (1.0 + tf.math.erf(tf.cast(draw([num, 1]), dtype) / math.sqrt(2.0)))
-        bounds = tf.math.cumsum(tf.convert_to_tensor(self.prior_weights))[None]
-        component = tf.minimum(tf.searchsorted(tf.repeat(bounds, num, axis=0), uniform)[:, 0],
-                               FITTED_PRIOR_COMPONENTS - 1)
+        uniform = 0.5 * (1.0 + tf.math.erf(tf.cast(draw([num]), dtype) / math.sqrt(2.0)))
+        bounds = tf.math.cumsum(tf.convert_to_tensor(self.prior_weights))
+        component = tf.minimum(tf.searchsorted(bounds, uniform), FITTED_PRIOR_COMPONENTS - 1)
         coords = (tf.gather(self.prior_component_means, component)
                   + tf.linalg.matvec(tf.gather(self.prior_component_scale_trils, component), u))
         spread = tf.matmul(coords, factor, transpose_b=True)
