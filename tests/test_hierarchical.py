@@ -410,6 +410,50 @@ def test_each_epoch_fits_the_sampling_prior_to_every_groups_posterior_means(
     np.testing.assert_allclose(run.decode(codes), model.decode(codes), atol=1e-5)
 
 
+def test_a_checkpoint_from_before_the_mixture_loads_with_its_one_gaussian(
+        fitted_hierarchical_run, tmp_path):
+    import shutil
+
+    import h5py
+
+    _, run_dir = fitted_hierarchical_run
+    fitted = load_vae(run_dir)
+    # The same run as an older vae_tf wrote it: the model's own variables without the
+    # mixture's three (training steps, fitted mean, fitted factor), then the noise
+    # generator's state.
+    old_run = shutil.copytree(run_dir, tmp_path / "old")
+    path = old_run / "checkpoints" / "epoch_0002.weights.h5"  # the run's last
+    with h5py.File(path, "r+") as f:
+        own = f["vars"]
+        assert sorted(own.keys(), key=int) == [str(i) for i in range(7)]
+        seed_state = own["6"][()]
+        for key in ("3", "4", "5", "6"):
+            del own[key]
+        own.create_dataset("3", data=seed_state)
+    older = load_vae(str(old_run))
+    for new, old in zip(fitted.weights, older.weights):
+        if new.name in ("prior_weights", "prior_component_means",
+                        "prior_component_scale_trils"):
+            continue
+        np.testing.assert_array_equal(new.numpy(), old.numpy(), err_msg=new.path)
+    np.testing.assert_array_equal(older.noise_seed.state.numpy(), seed_state)
+    # The mixture at its start, one component N(0, I): the one Gaussian e = m + T F u
+    # that run drew from, u the seed's first draw.
+    k, rank = older.prior_component_means.shape
+    np.testing.assert_array_equal(older.prior_weights.numpy(), np.eye(k)[0])
+    np.testing.assert_array_equal(older.prior_component_means.numpy(), 0.0)
+    np.testing.assert_array_equal(older.prior_component_scale_trils.numpy(),
+                                  np.broadcast_to(np.eye(rank), (k, rank, rank)))
+    u = tf.random.stateless_normal([4, rank], tf.constant([3, 1], tf.int64)).numpy()
+    e = older.prior_mean.numpy() + u @ older.prior_factor.numpy().T
+    sizes = [2, 98, 392]
+    parts = np.split(e.astype(np.float32), np.cumsum(sizes)[:-1], axis=1)
+    noise = [tf.constant(p.reshape(4, side, side, 2)) for p, side in zip(parts, (1, 7, 14))]
+    expected = older.likelihood.mean(
+        older.top_down.prior(4, gaussian.fixed_draw(noise), tf.ones([3])))
+    np.testing.assert_allclose(older.sample_images(4, 3, 1.0), expected, atol=1e-5)
+
+
 def test_sampling_at_temperature_zero_is_deterministic(hierarchical_run):
     _, run_dir = hierarchical_run
     model = load_vae(run_dir)

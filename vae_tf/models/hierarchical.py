@@ -358,6 +358,13 @@ FITTED_PRIOR_RIDGE = 1e-4
 FITTED_CONDITIONAL_RIDGE = 3e-2
 
 
+def _mixture_start(components, rank):
+    """The fitted mixture before its first fit: all weight on one component, N(0, I)
+    (weights, component means, component scale_trils)."""
+    return (tf.one_hot(0, components), tf.zeros([components, rank]),
+            tf.eye(rank, batch_shape=[components]))
+
+
 class HierarchicalVAE(VAE):
     """--architecture=hierarchical: the VAE's objective over groups of latent maps at
     several resolutions, each group's prior and posterior conditioned on the groups
@@ -445,16 +452,34 @@ class HierarchicalVAE(VAE):
         # The mixture over the standardized coordinates c (e = m + F c); until its
         # first fit one component, N(0, I).
         k = FITTED_PRIOR_COMPONENTS
+        start = _mixture_start(k, rank)
         self.prior_weights = self.add_weight(
-            shape=(k,), initializer=lambda shape, dtype: tf.one_hot(0, k, dtype=dtype),
+            shape=(k,), initializer=lambda shape, dtype: tf.cast(start[0], dtype),
             trainable=False, name="prior_weights")
         self.prior_component_means = self.add_weight(
-            shape=(k, rank), initializer="zeros", trainable=False,
-            name="prior_component_means")
+            shape=(k, rank), initializer=lambda shape, dtype: tf.cast(start[1], dtype),
+            trainable=False, name="prior_component_means")
         self.prior_component_scale_trils = self.add_weight(
-            shape=(k, rank, rank),
-            initializer=lambda shape, dtype: tf.eye(rank, batch_shape=[k], dtype=dtype),
+            shape=(k, rank, rank), initializer=lambda shape, dtype: tf.cast(start[2], dtype),
             trainable=False, name="prior_component_scale_trils")
+
+    def load_own_variables(self, store):
+        """Checkpoints written before the fitted mixture hold its Gaussian alone: they
+        load with the mixture at its start (one component, N(0, I)), which draws what
+        that Gaussian drew, so older runs still evaluate, sample and resume."""
+        if self.config.sample_prior != "fitted":
+            return super().load_own_variables(store)
+        own = self._own_variables()
+        mixture = [self.prior_weights, self.prior_component_means,
+                   self.prior_component_scale_trils]
+        # The count tells them apart: before, the model's own variables less the
+        # mixture's, then (where written) the noise generator's state.
+        if len(store.keys()) <= len(own) - len(mixture) + 1:
+            start = dict(zip(map(id, mixture), _mixture_start(*self.prior_component_means.shape)))
+            stored = iter([store[str(i)] for i in range(len(store.keys()))])
+            values = [start[id(v)] if id(v) in start else next(stored) for v in own]
+            store = {str(i): value for i, value in enumerate([*values, *stored])}
+        super().load_own_variables(store)
 
     def prior_fit_codes(self, images):
         """Every group's posterior in its prior's units (group_posteriors), the groups
