@@ -129,7 +129,10 @@ def _train(config, dataset_override, strategy, run_dir, write_dir, resuming):
         # The training images through the test split's pipeline: in order, and binarized
         # once where the run binarizes.
         first = dataclasses.replace(data, test=data.train.take(callbacks_lib.PRIOR_FIT_IMAGES))
-        prior_fit_batches = make_batches(first, config, training=False)
+        prior_fit_batches = make_batches(
+            first, config.replace(batch_size=max(config.batch_size,
+                                                 callbacks_lib.PRIOR_FIT_BATCH_SIZE)),
+            training=False)
     callbacks, nan_guard = callbacks_lib.make_callbacks(config, run_dir, monitor_images,
                                                         write_dir, restored=done > 0,
                                                         prior_fit_batches=prior_fit_batches)
