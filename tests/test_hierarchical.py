@@ -2,7 +2,6 @@
 temperature, the importance bound against the model, and a run through the
 commands, whose export samples without vae_tf."""
 
-import dataclasses
 import json
 import math
 import os
@@ -374,15 +373,13 @@ def test_the_run_logs_each_groups_kl_and_draws_its_pictures(hierarchical_run, ca
 def test_each_epoch_fits_the_sampling_prior_to_every_groups_posterior_means(
         fitted_hierarchical_run):
     from vae_tf import datasets
-    from vae_tf.datasets.pipeline import make_batches
 
     config, run_dir = fitted_hierarchical_run
     model = load_vae(run_dir)  # the last epoch's checkpoint, fitted after that epoch
     # The fit's images: the training split through the test pipeline (in order,
     # binarized once), as training fits them.
     data = datasets.load(config)
-    first = data.train.take(callbacks.PRIOR_FIT_IMAGES)
-    batches = make_batches(dataclasses.replace(data, test=first), config, training=False)
+    batches = callbacks.prior_fit_batches(data, config)
     means = np.concatenate([model.prior_fit_codes(x)[0].numpy() for x in batches])
     assert means.shape == (data.num_train, 2 + 98 + 392)
     # Each group's posterior mean in its prior's units, side by side, top first.

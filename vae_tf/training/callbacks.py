@@ -2,6 +2,7 @@
 report, and the factory that assembles them with Keras' own checkpointing, resume,
 CSV and TensorBoard logging."""
 
+import dataclasses
 import os
 import signal
 import threading
@@ -28,6 +29,17 @@ PRIOR_FIT_IMAGES = 10000
 # ... encoded in batches of at least this many, whatever the training's batch size
 # (the codes are the same): in batches of 16 the CelebA preset's 4,591 took 15 s.
 PRIOR_FIT_BATCH_SIZE = 128
+
+
+def prior_fit_batches(data, config: Config):
+    """What FitSamplingPrior encodes: the first PRIOR_FIT_IMAGES training images through
+    the test split's pipeline (in order, and binarized once where the run binarizes),
+    in batches of at least PRIOR_FIT_BATCH_SIZE."""
+    from vae_tf.datasets.pipeline import make_batches
+
+    first = dataclasses.replace(data, test=data.train.take(PRIOR_FIT_IMAGES))
+    return make_batches(first, config.replace(
+        batch_size=max(config.batch_size, PRIOR_FIT_BATCH_SIZE)), training=False)
 
 
 class _ArrayModel:

@@ -2,7 +2,6 @@
 model built; `fit` with the callbacks; the test split evaluated once; the export.
 `python -m vae_tf.train` calls `run(config)`; so can a script (docs/export.md)."""
 
-import dataclasses
 import json
 import os
 import shutil
@@ -124,15 +123,8 @@ def _train(config, dataset_override, strategy, run_dir, write_dir, resuming):
     else:
         logging.info("Starting run %s", run_dir.path)
 
-    prior_fit_batches = None
-    if config.sample_prior == "fitted":
-        # The training images through the test split's pipeline: in order, and binarized
-        # once where the run binarizes.
-        first = dataclasses.replace(data, test=data.train.take(callbacks_lib.PRIOR_FIT_IMAGES))
-        prior_fit_batches = make_batches(
-            first, config.replace(batch_size=max(config.batch_size,
-                                                 callbacks_lib.PRIOR_FIT_BATCH_SIZE)),
-            training=False)
+    prior_fit_batches = callbacks_lib.prior_fit_batches(data, config) \
+        if config.sample_prior == "fitted" else None
     callbacks, nan_guard = callbacks_lib.make_callbacks(config, run_dir, monitor_images,
                                                         write_dir, restored=done > 0,
                                                         prior_fit_batches=prior_fit_batches)
