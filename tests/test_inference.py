@@ -178,6 +178,14 @@ def test_code_helpers():
     codes = latent.traversal_codes(np.array([5.0, 6.0, 7.0]), np.array([-1.0, 1.0]))
     np.testing.assert_array_equal(codes, [[-1, 6, 7], [1, 6, 7], [5, -1, 7], [5, 1, 7],
                                           [5, 6, -1], [5, 6, 1]])
+    # Named dimensions only: their rows, in the order given.
+    codes = latent.traversal_codes(np.array([5.0, 6.0, 7.0]), np.array([-1.0, 1.0]), dims=[2, 0])
+    np.testing.assert_array_equal(codes, [[5, 6, -1], [5, 6, 1], [-1, 6, 7], [1, 6, 7]])
+    # The dimensions worth a traversal: those whose codes vary most, in index order.
+    means = np.random.default_rng(1).standard_normal((32, 5)) * [0.1, 3.0, 0.2, 2.0, 0.0]
+    np.testing.assert_array_equal(latent.most_varied_dims(means, 2), [1, 3])
+    np.testing.assert_array_equal(latent.most_varied_dims(means, 3), [1, 2, 3])
+    np.testing.assert_array_equal(latent.most_varied_dims(means, 5), np.arange(5))
 
     grid = latent.manifold_codes(3).reshape(3, 3, 2)
     assert grid[0, 0, 0] < grid[0, 2, 0] and grid[0, 0, 1] > grid[2, 0, 1]  # x right, y up

@@ -198,3 +198,33 @@ def test_report_renders_in_headless_chromium(runs, tmp_path):
     widths = [int(w) for w in found.group(1).split(",")]
     assert len(widths) == page.count("<img") == 6
     assert min(widths) > 0, widths  # every image decoded: none broken
+
+
+def test_a_long_codes_traversal_grid_sweeps_its_most_varied_dimensions(tmp_path, monkeypatch):
+    from vae_tf.datasets import synthetic
+    from vae_tf.models.build import build_vae
+    from vae_tf.run.rundir import RunDir
+    from vae_tf.training import callbacks
+    from vae_tf.views import grids, latent, pictures
+
+    model = build_vae(tiny_config(latent_dim=4), (28, 28, 1))
+    images = synthetic.make_shapes(8, seed=3)[0].astype(np.float32) / 255.0
+    means = np.asarray(model.encode(images)[0])
+    # With room for 2 of the 4 rows: the two dimensions whose codes vary most.
+    top = np.sort(np.argsort(np.var(means, axis=0))[-2:])
+    monkeypatch.setattr(callbacks, "TRAVERSAL_ROWS", 2)
+    grid_callback = callbacks.ImageGridCallback(RunDir(str(tmp_path)), images, seed=0,
+                                                grid_size=2)
+    grid_callback.set_model(model)
+    grid_callback.on_epoch_end(0)
+    saved = np.asarray(Image.open(tmp_path / "images" / "traversal_epoch_0001.png"))
+    # Each swept at the first image's code, as a traversal of those two alone draws.
+    rows = pictures.traversal(callbacks._ArrayModel(model), images[0], dims=top)
+    assert len(rows) == 2 * latent.TRAVERSAL_STEPS
+    grids.save_png(str(tmp_path / "expected.png"),
+                   grids.make_grid(rows, cols=latent.TRAVERSAL_STEPS))
+    np.testing.assert_array_equal(saved, np.asarray(Image.open(tmp_path / "expected.png")))
+    # and they differ from the other dimensions' rows.
+    others = pictures.traversal(callbacks._ArrayModel(model), images[0],
+                                dims=sorted(set(range(4)) - set(top)))
+    assert not np.array_equal(rows, others)

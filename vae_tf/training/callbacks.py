@@ -42,6 +42,12 @@ def prior_fit_batches(data, config: Config):
         batch_size=max(config.batch_size, PRIOR_FIT_BATCH_SIZE)), training=False)
 
 
+# The traversal grid's rows at most: a CelebA hierarchy's 256 took 22 s after every
+# epoch to decode, write and log (a PNG 16,898 pixels tall), most of them rows of an
+# unused dimension, the same picture repeated.
+TRAVERSAL_ROWS = 64
+
+
 class _ArrayModel:
     """The Keras model seen through numpy, as `vae_tf.views.pictures` takes a model.
 
@@ -92,7 +98,6 @@ class FitSamplingPrior(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         codes = [self.codes(images) for images in self.batches]
         means = np.concatenate([np.asarray(m) for m, _ in codes])
-        logvars = np.concatenate([np.asarray(v) for _, v in codes])
         if hasattr(self.model, "prior_factor"):  # a hierarchy's: of low rank
             m = self.model
             mean, *mixture = latent.fit_low_rank_mixture(
@@ -101,6 +106,7 @@ class FitSamplingPrior(keras.callbacks.Callback):
                                       m.prior_component_scale_trils], mixture):
                 weight.assign(value.astype(np.float32))
         else:
+            logvars = np.concatenate([np.asarray(v) for _, v in codes])
             mean, scale_tril = latent.fit_gaussian(means, logvars)
             self.model.prior_scale_tril.assign(scale_tril.astype(np.float32))
         self.model.prior_mean.assign(mean.astype(np.float32))
@@ -114,7 +120,10 @@ class ImageGridCallback(keras.callbacks.Callback):
                sampling prior (N(0, T^2 I), the fitted Gaussian, or a hierarchy's
                priors), T the run's --temperature
     traversal  one row per latent dimension: that dimension swept over
-               latent.traversal_values() at the first validation image's mean code
+               latent.traversal_values() at the first validation image's mean code;
+               of a code longer than TRAVERSAL_ROWS (a hierarchy's top group: 256),
+               the TRAVERSAL_ROWS dimensions whose means vary most across the
+               grid's validation images
 
     and, when `tensorboard_dir` is given, the same grids as TensorBoard images there.
     """
@@ -139,7 +148,8 @@ class ImageGridCallback(keras.callbacks.Callback):
         pairs = pictures.reconstruction_pairs(model, self.monitor_images)
         # The same seed every epoch, so the grids show the decoder learn.
         samples = pictures.samples(model, self.grid_size ** 2, self.temperature, self.seed)
-        traversal = pictures.traversal(model, self.monitor_images[0])
+        dims = latent.most_varied_dims(model.encode(self.monitor_images)[0], TRAVERSAL_ROWS)
+        traversal = pictures.traversal(model, self.monitor_images[0], dims=dims)
         pictures_by_kind = {
             "recon": grids.make_grid(pairs, cols=2 * _pairs_per_row(self.grid_size)),
             "samples": grids.make_grid(samples, cols=self.grid_size),

@@ -66,17 +66,18 @@ def fit_low_rank_gaussian(means: np.ndarray, rank: int):
     posteriors' means, not to the aggregate posterior of fit_gaussian, and with no
     diagonal for the variance the directions leave: either is independent noise in
     every cell of a map, which the decoder turns into blotches (see
-    vae_tf/models/hierarchical.py). Returns (mean, F) in float64; the columns of F
+    vae_tf/models/hierarchical.py). The products run in the means' own precision
+    (float32 codes stay float32). Returns (mean, F) in float64; the columns of F
     beyond what the codes span are zero.
     """
-    means = np.asarray(means, np.float64)
-    centred = means - means.mean(axis=0)
+    means = _floating(means)
+    centred = _Centred(means)
     # The right singular vectors of the centred means are the covariance's eigenvectors.
     singular, directions = _leading_singular_pairs(centred, rank)
     kept = min(rank, len(singular))
     factor = np.zeros((means.shape[1], rank))
     factor[:, :kept] = directions[:kept].T * (singular[:kept] / np.sqrt(len(means)))
-    return means.mean(axis=0), factor
+    return centred.mean, factor
 
 
 # The mixture's covariances get this much variance added on their diagonals (in
@@ -100,17 +101,20 @@ def fit_low_rank_mixture(means: np.ndarray, rank: int, components: int):
     """
     from sklearn.mixture import GaussianMixture
 
+    means = _floating(means)
     mean, factor = fit_low_rank_gaussian(means, rank)
     scales = np.linalg.norm(factor, axis=0)
-    # Directions of round-off size (past what the codes span) are not used.
-    used = scales > 1e-9 * scales.max(initial=0.0)
+    # Directions of round-off size (past what the codes span; in float32 about 1e-7
+    # of the largest) are not used.
+    used = scales > np.sqrt(np.finfo(means.dtype).eps) * scales.max(initial=0.0)
     weights = np.zeros(components)
     component_means = np.zeros((components, rank))
     scale_trils = np.zeros((components, rank, rank))
     if not used.any():  # every code the same: all of the mixture at the mean
         weights[0] = 1.0
         return mean, factor, weights, component_means, scale_trils
-    coords = (np.asarray(means, np.float64) - mean) @ factor[:, used] / scales[used] ** 2
+    directions = factor[:, used] / scales[used] ** 2
+    coords = _Centred(means, mean).times(directions.astype(means.dtype)).astype(np.float64)
     fitted = min(components, len(coords))
     mixture = GaussianMixture(fitted, covariance_type="full", random_state=0,
                               reg_covar=MIXTURE_COVARIANCE_RIDGE).fit(coords)
@@ -120,23 +124,55 @@ def fit_low_rank_mixture(means: np.ndarray, rank: int, components: int):
     return mean, factor, weights, component_means, scale_trils
 
 
-def _leading_singular_pairs(matrix: np.ndarray, rank: int, oversampling: int = 128,
+def _floating(codes) -> np.ndarray:
+    """Codes as a float array, float32 kept (the codes of a CelebA hierarchy are
+    4,591 x 10,752: in float64 a copy of 395 MB, and products at half the speed)."""
+    codes = np.asarray(codes)
+    return codes if codes.dtype in (np.float32, np.float64) else codes.astype(np.float64)
+
+
+class _Centred:
+    """A matrix less its column means, never formed: its products are the matrix's
+    corrected by the means (a centred copy of a hierarchy's codes, freshly allocated
+    after every epoch, took seconds of page faults on its own)."""
+
+    def __init__(self, matrix: np.ndarray, mean: np.ndarray = None):
+        self.matrix = matrix
+        self.mean = matrix.mean(axis=0, dtype=np.float64) if mean is None else mean
+        self.shape = matrix.shape
+        self._mean = self.mean.astype(matrix.dtype)
+
+    def times(self, right: np.ndarray) -> np.ndarray:
+        """(matrix - 1 mean^T) @ right."""
+        return self.matrix @ right - self._mean @ right
+
+    def transposed_times(self, left: np.ndarray) -> np.ndarray:
+        """(matrix - 1 mean^T)^T @ left."""
+        return self.matrix.T @ left - np.outer(self._mean, left.sum(axis=0))
+
+    def dense(self) -> np.ndarray:
+        return self.matrix - self._mean
+
+
+def _leading_singular_pairs(matrix: _Centred, rank: int, oversampling: int = 128,
                             power_iterations: int = 4):
     """The `rank` largest singular values of `matrix` and their right singular
     vectors (rows), by Halko et al. 2011's randomized range finder: a full SVD of the
     4,591 x 10,752 codes of a CelebA hierarchy takes 47 s, after every epoch; this
-    5 s, its F F^T within 0.7% of the exact one at rank 128. With `rank +
+    a few seconds, its F F^T within 0.7% of the exact one at rank 128. With `rank +
     oversampling` at least the matrix's smaller side it is the exact SVD."""
     width = rank + oversampling
     if width >= min(matrix.shape):
-        _, singular, directions = np.linalg.svd(matrix, full_matrices=False)
+        _, singular, directions = np.linalg.svd(matrix.dense(), full_matrices=False)
         return singular[:rank], directions[:rank]
-    sketch = matrix @ np.random.default_rng(0).standard_normal((matrix.shape[1], width))
+    dtype = matrix.matrix.dtype
+    sketch = matrix.times(np.random.default_rng(0).standard_normal((matrix.shape[1], width))
+                          .astype(dtype))
     basis = np.linalg.qr(sketch)[0]
     for _ in range(power_iterations):  # sharpens the leading directions' share
-        basis = np.linalg.qr(matrix @ np.linalg.qr(matrix.T @ basis)[0])[0]
-    _, singular, directions = np.linalg.svd(basis.T @ matrix, full_matrices=False)
-    return singular[:rank], directions[:rank]
+        basis = np.linalg.qr(matrix.times(np.linalg.qr(matrix.transposed_times(basis))[0]))[0]
+    _, singular, directions = np.linalg.svd(matrix.transposed_times(basis).T, full_matrices=False)
+    return singular[:rank].astype(np.float64), directions[:rank].astype(np.float64)
 
 
 def active_units(posterior_means: np.ndarray, posterior_logvars: np.ndarray = None) -> int:
@@ -169,15 +205,25 @@ def interpolation_codes(z_a: np.ndarray, z_b: np.ndarray, steps: int) -> np.ndar
     return (1.0 - t) * z_a[None] + t * z_b[None]
 
 
-def traversal_codes(z: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Row u of the traversal grid: z with dimension u set to each of `values`.
+def traversal_codes(z: np.ndarray, values: np.ndarray, dims=None) -> np.ndarray:
+    """Row r of the traversal grid: z with dimension dims[r] (every dimension by
+    default) set to each of `values`.
 
-    Returns [latent_dim * len(values), latent_dim], row-major.
+    Returns [len(dims) * len(values), latent_dim], row-major.
     """
-    latent, steps = len(z), len(values)
-    codes = np.tile(z.astype(np.float32), (latent, steps, 1))
-    codes[np.arange(latent), :, np.arange(latent)] = values
-    return codes.reshape(latent * steps, latent)
+    dims = np.arange(len(z)) if dims is None else np.asarray(dims)
+    codes = np.tile(z.astype(np.float32), (len(dims), len(values), 1))
+    codes[np.arange(len(dims)), :, dims] = values
+    return codes.reshape(len(dims) * len(values), len(z))
+
+
+def most_varied_dims(means: np.ndarray, num: int) -> np.ndarray:
+    """The `num` latent dimensions (all, if there are no more) whose mean codes vary
+    most across images, in index order: the rows worth a traversal, where an
+    unused dimension's row is the same picture repeated."""
+    if means.shape[1] <= num:
+        return np.arange(means.shape[1])
+    return np.sort(np.argsort(-np.var(means, axis=0), kind="stable")[:num])
 
 
 def manifold_codes(n: int) -> np.ndarray:

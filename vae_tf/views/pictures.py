@@ -27,11 +27,13 @@ def reconstruction_pairs(model, images: np.ndarray) -> np.ndarray:
 
 
 def traversal(model, image: np.ndarray, steps: int = latent.TRAVERSAL_STEPS,
-              limit: float = latent.TRAVERSAL_LIMIT) -> np.ndarray:
-    """[latent_dim * steps, ...], row-major: row u sweeps latent dimension u from
-    -limit to +limit while the others keep `image`'s mean code."""
+              limit: float = latent.TRAVERSAL_LIMIT, dims=None) -> np.ndarray:
+    """[len(dims) * steps, ...], row-major: row r sweeps latent dimension dims[r]
+    (every dimension by default) from -limit to +limit while the others keep
+    `image`'s mean code."""
     mean, _ = model.encode(image[None])
-    codes = latent.traversal_codes(np.asarray(mean)[0], latent.traversal_values(steps, limit))
+    codes = latent.traversal_codes(np.asarray(mean)[0],
+                                   latent.traversal_values(steps, limit), dims)
     return model.decode(codes)
 
 
