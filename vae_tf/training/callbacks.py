@@ -53,8 +53,8 @@ class _ArrayModel:
 
     Direct calls, not predict_on_batch: under MultiWorkerMirroredStrategy predict
     gathers every worker's batch into one. Each traced once, on first use: run
-    eagerly, a hierarchy's grids took 26 s after every epoch of the CelebA preset
-    (the traversal alone decodes 2,304 codes), about a fifth of the epoch.
+    eagerly, a hierarchy's grids took 26 s after every epoch of the CelebA preset,
+    about a fifth of the epoch.
     """
 
     def __init__(self, model):
