@@ -79,7 +79,7 @@ def test_a_dataset_starts_from_its_preset_and_flags_given_override_it(monkeypatc
     assert preset == "celeba_hierarchical"
     # flags/celeba_hierarchical.cfg's settings, but the latent size given.
     assert (config.architecture, config.recon_loss, config.crop, config.batch_size,
-            config.epochs) == ("hierarchical", "discretized_mix_logistic", 148, 16, 22)
+            config.epochs) == ("hierarchical", "discretized_mix_logistic", 148, 16, 24)
     assert config.latent_dim == 32
     # Given before --dataset or after it: the command line still wins.
     assert _train_flags("--latent_dim=32", "--dataset", "celeba")[1].latent_dim == 32
