@@ -164,7 +164,7 @@ def _leading_singular_pairs(matrix: _Centred, rank: int, oversampling: int = 128
     width = rank + oversampling
     if width >= min(matrix.shape):
         _, singular, directions = np.linalg.svd(matrix.dense(), full_matrices=False)
-        return singular[:rank], directions[:rank]
+        return singular[:rank].astype(np.float64), directions[:rank].astype(np.float64)
     dtype = matrix.matrix.dtype
     sketch = matrix.times(np.random.default_rng(0).standard_normal((matrix.shape[1], width))
                           .astype(dtype))
