@@ -52,6 +52,8 @@ def test_bad_values_raise_one_line_errors():
         Config(recon_loss="bernoulli", learn_scale="pixel")
     with pytest.raises(ValueError, match="must be >= 1"):
         Config(epochs=0)
+    with pytest.raises(ValueError, match="prior_fit_mirrored applies to --sample_prior"):
+        Config(prior_fit_mirrored=True)
 
 
 def test_reference_documents_every_flag():

@@ -244,6 +244,11 @@ class Config:
         "drawn coupled as a face's are). The sample grids, the sample command, FID and "
         "the export's sample and sampling_prior signatures use it; the ELBO, IWAE and "
         "bits/dim stay those of the model's own prior.", enum=SAMPLE_PRIORS)
+    prior_fit_mirrored: bool = _field(
+        False, "With --sample_prior=fitted, fit the sampling prior to the codes of the "
+        "training images and of their left-right mirror images: twice the codes from the "
+        "same images, for datasets whose mirror images are as likely as the images "
+        "(faces, scenes; not digits or letters).")
     grid_size: int = _field(
         8, "Rows and columns of the image grids: those saved after each epoch, and the "
         "manifold command's grid of codes.", lower=1, upper=64)
@@ -299,6 +304,9 @@ class Config:
             raise ValueError(f"--learn_scale applies to --recon_loss="
                              f"{' or '.join(SCALED_LOSSES)}, not {self.recon_loss} (whose "
                              "decoder predicts its scales).")
+        if self.prior_fit_mirrored and self.sample_prior != "fitted":
+            raise ValueError("--prior_fit_mirrored applies to --sample_prior=fitted, the "
+                             "only sampling prior fitted to codes.")
         self._check_dataset_settings()
         self._check_kl_settings()
 
