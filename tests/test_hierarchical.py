@@ -407,18 +407,20 @@ def test_each_epoch_fits_the_sampling_prior_to_every_groups_posterior_means(
     np.testing.assert_allclose(run.decode(codes), model.decode(codes), atol=1e-5)
 
 
-def test_a_mirrored_fit_encodes_each_image_then_its_mirror_image(fitted_hierarchical_run):
+def test_a_mirrored_fit_encodes_each_batch_then_its_mirror_images(fitted_hierarchical_run):
     from vae_tf import datasets
 
     config, _ = fitted_hierarchical_run
     data = datasets.load(config)
-    images = lambda c: np.concatenate(list(callbacks.prior_fit_batches(data, c).as_numpy_iterator()))
-    plain = images(config)
-    both = images(config.replace(prior_fit_mirrored=True))
-    assert len(both) == 2 * len(plain) == 2 * data.num_train
-    np.testing.assert_array_equal(both[:len(plain)], plain)
-    np.testing.assert_array_equal(both[len(plain):], plain[:, :, ::-1])
-    assert not np.array_equal(plain, plain[:, :, ::-1])
+    batches = lambda c: list(callbacks.prior_fit_batches(data, c).as_numpy_iterator())
+    plain = batches(config)
+    both = batches(config.replace(prior_fit_mirrored=True))
+    assert len(both) == len(plain)
+    assert sum(map(len, both)) == 2 * sum(map(len, plain)) == 2 * data.num_train
+    for images, pair in zip(plain, both):
+        np.testing.assert_array_equal(pair[:len(images)], images)
+        np.testing.assert_array_equal(pair[len(images):], images[:, :, ::-1])
+        assert not np.array_equal(images, images[:, :, ::-1])
 
 
 def test_a_checkpoint_from_before_the_mixture_loads_with_its_one_gaussian(

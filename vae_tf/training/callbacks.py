@@ -34,8 +34,8 @@ PRIOR_FIT_BATCH_SIZE = 128
 def prior_fit_batches(data, config: Config):
     """What FitSamplingPrior encodes: the first PRIOR_FIT_IMAGES training images through
     the test split's pipeline (in order, and binarized once where the run binarizes),
-    in batches of at least PRIOR_FIT_BATCH_SIZE; with --prior_fit_mirrored, then the
-    same batches mirrored left to right."""
+    in batches of at least PRIOR_FIT_BATCH_SIZE; with --prior_fit_mirrored each batch
+    followed by its images mirrored left to right, read once."""
     from vae_tf.datasets.pipeline import make_batches
 
     first = dataclasses.replace(data, test=data.train.take(PRIOR_FIT_IMAGES))
@@ -43,7 +43,7 @@ def prior_fit_batches(data, config: Config):
         batch_size=max(config.batch_size, PRIOR_FIT_BATCH_SIZE)), training=False)
     if config.prior_fit_mirrored:
         # [N, H, W, C]: axis 2 is the width.
-        batches = batches.concatenate(batches.map(lambda images: tf.reverse(images, [2])))
+        batches = batches.map(lambda images: tf.concat([images, tf.reverse(images, [2])], 0))
     return batches
 
 
